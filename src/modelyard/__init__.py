@@ -1,0 +1,77 @@
+"""modelyard: data, experiments, models, serving, rollouts, monitoring and retraining
+in one self-hostable platform.
+
+    import modelyard as my
+
+    with my.start_run(experiment="churn", run_name="baseline"):
+        my.log_params({"C": 1.0})
+        for epoch in range(10):
+            my.log_metric("loss", 1 / (epoch + 1), step=epoch)
+
+The public API is re-exported here and imported lazily, so `import modelyard`
+stays fast (heavy libraries load on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from modelyard._version import __version__  # noqa: F401 - re-exported
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    **{
+        name: "modelyard.sdk.fluent"
+        for name in (
+            "ActiveRun",
+            "active_run",
+            "client",
+            "compare_runs",
+            "configure",
+            "end_run",
+            "flush",
+            "get_metric_history",
+            "get_run",
+            "log_artifact",
+            "log_artifacts",
+            "log_dict",
+            "log_figure",
+            "log_metric",
+            "log_metrics",
+            "log_param",
+            "log_params",
+            "log_text",
+            "search_runs",
+            "set_experiment",
+            "set_tag",
+            "set_tags",
+            "start_run",
+        )
+    },
+    **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
+    "Settings": "modelyard.core.config",
+    "ModelyardError": "modelyard.core.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.core.config import Settings  # noqa: F401
+    from modelyard.core.errors import ModelyardError  # noqa: F401
+    from modelyard.sdk.fluent import *  # noqa: F403
+    from modelyard.tracking.entities import Metric, Param, Run, RunTag  # noqa: F401

@@ -1,0 +1,1 @@
+"""The metadata store: schema, engines and migrations."""

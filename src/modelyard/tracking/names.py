@@ -1,0 +1,92 @@
+"""Readable default run names ("quiet-otter-417"), like MLflow's, so a table of runs
+is easy to talk about."""
+
+from __future__ import annotations
+
+import random
+
+__all__ = ["random_run_name"]
+
+_ADJECTIVES = (
+    "amber",
+    "brave",
+    "calm",
+    "clever",
+    "crisp",
+    "dapper",
+    "eager",
+    "fancy",
+    "gentle",
+    "glad",
+    "honest",
+    "jolly",
+    "keen",
+    "lively",
+    "lucid",
+    "merry",
+    "nimble",
+    "polite",
+    "proud",
+    "quiet",
+    "rapid",
+    "sharp",
+    "shiny",
+    "silent",
+    "smart",
+    "steady",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "zesty",
+)
+_NOUNS = (
+    "badger",
+    "bear",
+    "bison",
+    "crane",
+    "deer",
+    "dove",
+    "eagle",
+    "falcon",
+    "ferret",
+    "finch",
+    "fox",
+    "gecko",
+    "hare",
+    "hawk",
+    "heron",
+    "ibis",
+    "koala",
+    "lark",
+    "lemur",
+    "lynx",
+    "mole",
+    "moose",
+    "newt",
+    "otter",
+    "owl",
+    "panda",
+    "puffin",
+    "quail",
+    "raven",
+    "seal",
+    "shrew",
+    "sloth",
+    "stork",
+    "swan",
+    "tapir",
+    "toad",
+    "trout",
+    "vole",
+    "whale",
+    "wolf",
+    "wren",
+    "yak",
+)
+
+
+def random_run_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(100, 999)}"
