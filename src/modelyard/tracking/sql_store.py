@@ -179,8 +179,10 @@ class SqlTrackingStore(TrackingStore):
         *,
         retries: int = 3,
         retry_backoff: float = 0.2,
+        actor: str | None = None,
     ) -> None:
         self.engine = engine
+        self.actor = actor or _local_user()
         self.artifact_root = artifact_root.rstrip("/")
         self.retries = retries
         self.retry_backoff = retry_backoff
@@ -315,6 +317,34 @@ class SqlTrackingStore(TrackingStore):
             runs[rid].inputs.append(RunInput(name, digest, uri, ctx))
         return [runs[i] for i in ids]
 
+    def _audit(
+        self, conn: Connection, action: str, kind: str, entity_id: str, before: dict, after: dict
+    ) -> None:
+        """Record who changed what, in the same transaction as the change itself."""
+        conn.execute(
+            insert(t.audit_events).values(
+                created_at=now_ms(),
+                actor=self.actor,
+                action=action,
+                entity_type=kind,
+                entity_id=entity_id,
+                before=json.dumps(before, default=str),
+                after=json.dumps(after, default=str),
+            )
+        )
+
+    @_retrying
+    def audit_events(self, entity_type: str | None = None, entity_id: str | None = None) -> list:
+        """Audit events, oldest first, optionally for one entity."""
+        a = t.audit_events.c
+        stmt = select(t.audit_events).order_by(a.event_id)
+        if entity_type:
+            stmt = stmt.where(a.entity_type == entity_type)
+        if entity_id:
+            stmt = stmt.where(a.entity_id == entity_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
     # -- experiments -------------------------------------------------------------
     @_retrying
     def create_experiment(
@@ -402,9 +432,18 @@ class SqlTrackingStore(TrackingStore):
             values["lifecycle_stage"] = _lifecycle(lifecycle_stage)
         try:
             with self.engine.begin() as conn:
-                self._experiment_row(conn, eid)
+                before = self._experiment_row(conn, eid)
                 conn.execute(
                     update(t.experiments).where(t.experiments.c.experiment_id == eid).values(values)
+                )
+                changed = {k: v for k, v in values.items() if k != "last_update_time"}
+                self._audit(
+                    conn,
+                    "update_experiment",
+                    "experiment",
+                    str(eid),
+                    {k: getattr(before, k) for k in changed},
+                    changed,
                 )
                 if lifecycle_stage is not None:
                     conn.execute(
@@ -533,12 +572,22 @@ class SqlTrackingStore(TrackingStore):
 
     @_retrying
     def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
+        stage = _lifecycle(lifecycle_stage)
         with self.engine.begin() as conn:
-            self._run_row(conn, run_id)
+            before = self._run_row(conn, run_id)
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.run_uuid == run_id)
-                .values(lifecycle_stage=_lifecycle(lifecycle_stage), updated_at=now_ms())
+                .values(lifecycle_stage=stage, updated_at=now_ms())
+            )
+            action = "delete_run" if stage == LifecycleStage.DELETED else "restore_run"
+            self._audit(
+                conn,
+                action,
+                "run",
+                run_id,
+                {"lifecycle_stage": before.lifecycle_stage},
+                {"lifecycle_stage": stage},
             )
 
     def _upsert_tags(self, conn: Connection, run_id: str, tags: Sequence[RunTag]) -> None:
@@ -702,6 +751,15 @@ class SqlTrackingStore(TrackingStore):
             return conn.execute(
                 select(func.count()).select_from(t.metrics).where(*where)
             ).scalar_one()
+
+
+def _local_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _lifecycle(view: str) -> str:
