@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 
 from modelyard import __version__
 from modelyard.core.artifacts import open_artifact_store
 from modelyard.core.config import Settings
 from modelyard.core.errors import ModelyardError
 from modelyard.server.mlflow_compat import router as mlflow_router
+from modelyard.server.responses import FastJSONResponse
 from modelyard.server.routes import experiments as experiment_routes
 from modelyard.server.routes import runs as run_routes
 from modelyard.tracking.backends import open_tracking
@@ -43,22 +43,22 @@ def create_app(settings: Settings) -> FastAPI:
         title="modelyard",
         version=__version__,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=FastJSONResponse,
     )
     app.include_router(experiment_routes.router, prefix="/api/v1")
     app.include_router(run_routes.router, prefix="/api/v1")
     app.include_router(mlflow_router.router)
 
     @app.exception_handler(ModelyardError)
-    async def modelyard_error(request: Request, exc: ModelyardError) -> ORJSONResponse:
-        return ORJSONResponse(exc.to_dict(), status_code=exc.http_status)
+    async def modelyard_error(request: Request, exc: ModelyardError) -> FastJSONResponse:
+        return FastJSONResponse(exc.to_dict(), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def bad_request(request: Request, exc: RequestValidationError) -> FastJSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
         )
-        return ORJSONResponse(
+        return FastJSONResponse(
             {"error_code": "INVALID_PARAMETER_VALUE", "message": f"Invalid request: {problems}"},
             status_code=400,
         )
