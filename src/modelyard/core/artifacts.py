@@ -52,6 +52,11 @@ def check_relative_path(path: str) -> str:
         raise InvalidParameter(
             f"Invalid artifact path {path!r}: it must be relative and stay inside the run"
         )
+    if any(_hidden(part) for part in norm.split("/")):
+        raise InvalidParameter(
+            f"Invalid artifact path {path!r}: {_TMP_DIR!r} and names ending with {_SIDE!r} "
+            "are reserved by the artifact store"
+        )
     return norm
 
 

