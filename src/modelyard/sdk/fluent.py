@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.core.config import Settings, load_settings
-from modelyard.core.errors import InvalidParameter, InvalidState
+from modelyard.core.errors import InvalidParameter, InvalidState, ModelyardError
 from modelyard.core.ids import now_ms
 from modelyard.sdk.context import run_context_tags
 from modelyard.tracking.async_logging import AsyncMetricLogger
@@ -155,8 +155,15 @@ class Tracker:
                 svc.update_run(run_id, status=RunStatus.RUNNING)
                 run = svc.get_run(run_id)
         else:
+            # A child joins its parent's experiment unless told otherwise (as in MLflow).
+            parent_exp = self._stack[-1].info.experiment_id if self._stack else None
             name = experiment or self.experiment_name or os.environ.get("MODELYARD_EXPERIMENT")
-            exp_id = self._experiment_id(name) if name else "0"
+            if experiment:
+                exp_id = self._experiment_id(experiment)
+            elif parent_exp is not None:
+                exp_id = parent_exp
+            else:
+                exp_id = self._experiment_id(name) if name else "0"
             all_tags = run_context_tags() | {k: str(v) for k, v in (tags or {}).items()}
             if description:
                 all_tags["mlflow.note.content"] = description
@@ -180,18 +187,38 @@ class Tracker:
         return exp_id
 
     def end_run(self, status: str = RunStatus.FINISHED, run_id: str | None = None) -> None:
+        """End ``run_id`` (default: the innermost run), ending its open children as KILLED.
+
+        A run that is no longer on the stack (ended inside its own ``with`` block) is
+        left alone, and an invalid status is refused before anything changes."""
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidParameter(
+                f"Invalid run status {status!r}: expected one of "
+                f"{', '.join(s.value for s in RunStatus)}"
+            ) from None
         if not self._stack:
             return
         target = run_id or self._stack[-1].run_id
-        # End nested children first, innermost last-in first-out.
+        if all(a.run_id != target for a in self._stack):
+            return
         while self._stack:
             active = self._stack.pop()
-            child_status = status if active.run_id == target else RunStatus.KILLED
+            flush_error: BaseException | None = None
             try:
                 if self._logger is not None:
                     self._logger.flush()
-            finally:
+            except ModelyardError as exc:
+                flush_error = exc
+            try:
+                child_status = status if active.run_id == target else RunStatus.KILLED
                 self.service.end_run(active.run_id, child_status)
+            except ModelyardError:
+                if flush_error is None:
+                    raise
+            if flush_error is not None:
+                raise flush_error  # lost points matter more than a failed status change
             if active.run_id == target:
                 break
 
@@ -243,6 +270,8 @@ def configure(
             raise InvalidState("End the active run before calling my.configure()")
         if _tracker is not None and _tracker._logger is not None:
             _tracker._logger.close()
+        if _tracker is not None and _tracker._service is not None:
+            _tracker._service.store.close()
         _tracker = Tracker(
             load_settings(home=home, db_url=db_url, artifacts=artifacts, tracking_uri=tracking_uri)
         )

@@ -40,7 +40,7 @@ def check_key(key: object, what: str = "key") -> str:
         raise InvalidParameter(
             f"{what} {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY_LENGTH}"
         )
-    if not _KEY_RE.match(key) or key.startswith("/") or ".." in key.split("/"):
+    if not _KEY_RE.fullmatch(key) or key.startswith("/") or ".." in key.split("/"):
         raise InvalidParameter(
             f"Invalid {what} {key!r}: use letters, digits, underscores, dashes, periods, "
             "spaces, colons and slashes (not a leading '/' nor a '..' segment)"
@@ -94,7 +94,7 @@ def check_metric(key: str, value: object, timestamp: object, step: object) -> tu
 
 
 def check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
         raise InvalidParameter(f"Invalid run id {run_id!r}: expected 32 lowercase hex characters")
     return run_id
 

@@ -1,0 +1,138 @@
+"""The package root: exactly the intended public names, each resolving to the object
+its defining module exports, and an `import modelyard` that loads no heavy library."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+import modelyard
+
+PUBLIC_NAMES = [
+    "ActiveRun",
+    "Metric",
+    "ModelyardError",
+    "Param",
+    "Run",
+    "RunTag",
+    "Settings",
+    "__version__",
+    "active_run",
+    "client",
+    "compare_runs",
+    "configure",
+    "end_run",
+    "flush",
+    "get_metric_history",
+    "get_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+DEFINED_IN = {
+    "Metric": "modelyard.tracking.entities",
+    "Param": "modelyard.tracking.entities",
+    "Run": "modelyard.tracking.entities",
+    "RunTag": "modelyard.tracking.entities",
+    "Settings": "modelyard.core.config",
+    "ModelyardError": "modelyard.core.errors",
+}
+
+# Libraries that `import modelyard` must not load: each costs tens to hundreds of ms.
+HEAVY = ["sqlalchemy", "pandas", "httpx", "pydantic", "fastapi"]
+# Not even these, which the SDK or server need later, belong in the bare import.
+ALSO_LAZY = [
+    "alembic",
+    "numpy",
+    "pydantic_settings",
+    "fsspec",
+    "uvicorn",
+    "starlette",
+    "typer",
+    "rich",
+    "pyarrow",
+    "matplotlib",
+]
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert modelyard.__all__ == PUBLIC_NAMES
+    assert dir(modelyard) == PUBLIC_NAMES
+
+
+def test_every_public_name_resolves_to_its_defining_object() -> None:
+    fluent = importlib.import_module("modelyard.sdk.fluent")
+    for name in PUBLIC_NAMES:
+        value = getattr(modelyard, name)
+        if name == "__version__":
+            assert isinstance(value, str) and value.count(".") >= 2
+            continue
+        module = DEFINED_IN.get(name, "modelyard.sdk.fluent")
+        assert value is getattr(importlib.import_module(module), name), name
+    # The fluent API's own list is the root's list minus the re-exported types.
+    assert sorted(fluent.__all__) == sorted(set(PUBLIC_NAMES) - set(DEFINED_IN) - {"__version__"})
+
+
+def test_from_modelyard_import_star_binds_every_public_name() -> None:
+    namespace: dict[str, object] = {}
+    exec("from modelyard import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(PUBLIC_NAMES)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'start_runn'"):
+        modelyard.start_runn  # noqa: B018
+    assert not hasattr(modelyard, "sdk_helpers")
+
+
+def _python(code: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+LOADED = """
+import json, sys
+{statement}
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
+"""
+
+
+def test_import_modelyard_loads_no_heavy_library() -> None:
+    done = _python(LOADED.format(statement="import modelyard"), "-X", "importtime")
+    loaded = set(json.loads(done.stdout))
+    assert "modelyard" in loaded
+    assert sorted(loaded & set(HEAVY + ALSO_LAZY)) == []
+    # -X importtime lists every module imported, with its parents indented above it.
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    }
+    assert "modelyard" in imported
+    assert sorted(imported & set(HEAVY + ALSO_LAZY)) == []
+
+
+def test_touching_the_logging_api_loads_no_server_or_dataframe_library() -> None:
+    statement = "import modelyard as my; my.start_run; my.log_metric; my.end_run"
+    loaded = set(json.loads(_python(LOADED.format(statement=statement)).stdout))
+    assert {"modelyard"} <= loaded
+    assert sorted(loaded & {"pandas", "fastapi", "starlette", "uvicorn", "httpx", "pyarrow"}) == []
