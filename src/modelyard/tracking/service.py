@@ -104,19 +104,38 @@ class TrackingService:
             assert found is not None
             return found
 
-    def search_experiments(self, **kwargs: Any) -> Page[Experiment]:
-        return self.store.search_experiments(**kwargs)
+    def search_experiments(
+        self,
+        view_type: str = "active",
+        max_results: int = 1000,
+        page_token: str | None = None,
+        name_like: str | None = None,
+    ) -> Page[Experiment]:
+        _check_max_results(max_results)
+        return self.store.search_experiments(view_type, max_results, page_token, name_like)
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        new_name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> Experiment:
+        """Rename, delete or restore in one transaction."""
+        if new_name is not None:
+            v.check_experiment_name(new_name)
+        return self.store.update_experiment(
+            experiment_id, new_name=new_name, lifecycle_stage=lifecycle_stage
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
-        self.store.update_experiment(experiment_id, lifecycle_stage=LifecycleStage.DELETED)
+        self.update_experiment(experiment_id, lifecycle_stage=LifecycleStage.DELETED)
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self.store.update_experiment(experiment_id, lifecycle_stage=LifecycleStage.ACTIVE)
+        self.update_experiment(experiment_id, lifecycle_stage=LifecycleStage.ACTIVE)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> Experiment:
-        return self.store.update_experiment(
-            experiment_id, new_name=v.check_experiment_name(new_name)
-        )
+        return self.update_experiment(experiment_id, new_name=new_name)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         self.store.set_experiment_tag(
@@ -167,11 +186,15 @@ class TrackingService:
     def end_run(self, run_id: str, status: str = RunStatus.FINISHED) -> RunInfo:
         return self.update_run(run_id, status=status, end_time=now_ms())
 
+    def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
+        """Delete (soft, restorable) or restore a run."""
+        self.store.set_run_lifecycle(v.check_run_id(run_id), lifecycle_stage)
+
     def delete_run(self, run_id: str) -> None:
-        self.store.set_run_lifecycle(v.check_run_id(run_id), LifecycleStage.DELETED)
+        self.set_run_lifecycle(run_id, LifecycleStage.DELETED)
 
     def restore_run(self, run_id: str) -> None:
-        self.store.set_run_lifecycle(v.check_run_id(run_id), LifecycleStage.ACTIVE)
+        self.set_run_lifecycle(run_id, LifecycleStage.ACTIVE)
 
     # -- logging -----------------------------------------------------------------
     @staticmethod
@@ -238,6 +261,7 @@ class TrackingService:
     ) -> Page[Run]:
         if not experiment_ids:
             raise InvalidParameter("search_runs needs at least one experiment id")
+        _check_max_results(max_results)
         return self.store.search_runs(
             experiment_ids, filter_string, view_type, max_results, order_by, page_token
         )
@@ -316,3 +340,8 @@ class TrackingService:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         return self._artifacts(run_id).read_bytes(path)
+
+
+def _check_max_results(max_results: int) -> None:
+    if not isinstance(max_results, int) or not 1 <= max_results <= 50_000:
+        raise InvalidParameter(f"max_results must be between 1 and 50000, got {max_results!r}")

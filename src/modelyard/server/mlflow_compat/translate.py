@@ -12,13 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import math
-import posixpath
 from collections.abc import Iterable
-from typing import Annotated, Any
-
-from fastapi import Depends, Request
+from typing import Any
 
 from modelyard.core.errors import InvalidParameter
+from modelyard.server.artifact_uris import ARTIFACTS_SCHEME, ArtifactUris, Uris
 from modelyard.tracking.entities import (
     Experiment,
     Metric,
@@ -44,7 +42,6 @@ __all__ = [
     "view_type",
 ]
 
-ARTIFACTS_SCHEME = "mlflow-artifacts:"
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 # MLflow's enum numbers, for clients that send them instead of the names.
@@ -57,55 +54,6 @@ _VIEW_TYPES = {
     "2": "deleted",
     "3": "all",
 }
-
-
-class ArtifactUris:
-    """Map stored artifact URIs to ``mlflow-artifacts:/`` URIs and back.
-
-    Example::
-
-        uris = ArtifactUris(["/srv/artifacts"])
-        uris.to_mlflow("/srv/artifacts/1/ab12/artifacts")  # 'mlflow-artifacts:/1/ab12/artifacts'
-        uris.to_mlflow("s3://elsewhere/x")                  # unchanged
-        uris.from_mlflow("mlflow-artifacts:/team-a")       # '/srv/artifacts/team-a'
-
-    - ``roots``: the spellings of the server's artifact root (as configured and as
-      resolved); the first one is used to build stored URIs.
-    """
-
-    def __init__(self, roots: Iterable[str]) -> None:
-        self.roots = list(dict.fromkeys(r.rstrip("/") for r in roots if r and r.rstrip("/")))
-
-    def to_mlflow(self, uri: str) -> str:
-        for root in self.roots:
-            if uri == root:
-                return f"{ARTIFACTS_SCHEME}/"
-            if uri.startswith(root + "/"):
-                return f"{ARTIFACTS_SCHEME}/{uri[len(root) + 1 :].strip('/')}"
-        return uri
-
-    def from_mlflow(self, uri: str | None) -> str | None:
-        """A client-given location: ``mlflow-artifacts:/x`` becomes ``<root>/x``."""
-        if not uri or not uri.startswith(ARTIFACTS_SCHEME):
-            return uri or None
-        rel = uri[len(ARTIFACTS_SCHEME) :]
-        if rel.startswith("//"):  # mlflow-artifacts://host/path names another server
-            raise InvalidParameter(
-                f"Artifact location {uri!r} names a host; this server stores only under "
-                "mlflow-artifacts:/<path>"
-            )
-        norm = posixpath.normpath("/" + rel).lstrip("/")
-        if not self.roots:
-            raise InvalidParameter("This server has no artifact root to place artifacts under")
-        return f"{self.roots[0]}/{norm}" if norm else self.roots[0]
-
-
-def _artifact_uris(request: Request) -> ArtifactUris:
-    state = request.app.state
-    return ArtifactUris([state.settings.resolved_artifacts, state.artifacts.root])
-
-
-Uris = Annotated[ArtifactUris, Depends(_artifact_uris)]
 
 
 # -- enums --------------------------------------------------------------------------
