@@ -213,7 +213,8 @@ class TrackingService:
         for m in metrics:
             v.check_key(m.key, "metric key")
             value, ts, step = v.check_metric(m.key, m.value, m.timestamp, m.step)
-            out.append(Metric(m.key, value, ts, step))
+            same = value is m.value and ts is m.timestamp and step is m.step
+            out.append(m if same else Metric(m.key, value, ts, step))
         return out
 
     def log_batch(

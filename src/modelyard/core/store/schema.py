@@ -124,6 +124,9 @@ metrics = Table(
     Column("timestamp", BigInteger, primary_key=True),
     Column("value", Float(precision=53), primary_key=True),
     Column("is_nan", Boolean, primary_key=True, default=False),
+    # On SQLite the rows live in the primary-key B-tree itself: one tree to update
+    # per point instead of a rowid table plus a unique index.
+    sqlite_with_rowid=False,
 )
 
 # The newest point per (run, key): what search and run listings read, so that a

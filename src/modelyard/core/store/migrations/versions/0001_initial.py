@@ -117,6 +117,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "run_uuid", "key", "step", "timestamp", "value", "is_nan", name=op.f("pk_metrics")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "params",
