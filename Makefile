@@ -1,0 +1,68 @@
+# modelyard developer tasks. CI runs `make test` (.ci/run).
+#
+#   make install   create or reuse $(VENV) and install modelyard[dev] (editable)
+#   make lint      ruff check + ruff format --check
+#   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
+#   make demo      run `modelyard demo`
+#   make bench     run the tracking benchmark against MLflow
+#   make clean     remove caches and build output (keeps the venv)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+# Only the folders that exist: a fresh clone may not have every one yet.
+LINT_PATHS := $(wildcard src tests benchmarks)
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+.PHONY: install lint test test-sqlite test-postgres demo bench clean
+
+PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
+PIP_LOG := $(VENV)/pip-install.log
+
+# Reinstalls whenever pyproject.toml changes. pip's output goes to $(PIP_LOG) and is
+# shown only when it fails. pip is upgraded first: older pips (23.x) cannot resolve
+# the self-referencing extra `modelyard[postgres,s3,sklearn]` inside `dev`.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing modelyard[dev] into $(VENV) (log: $(PIP_LOG))"
+	@{ $(PIP) --upgrade pip && $(PIP) -e '.[dev]'; } > $(PIP_LOG) 2>&1 \
+		|| { grep -v '^WARNING: Location' $(PIP_LOG) | tail -40; exit 1; }
+	@touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	@echo "==> ruff check"
+	@$(BIN)/ruff check --quiet $(LINT_PATHS)
+	@echo "==> ruff format --check"
+	@$(BIN)/ruff format --check --quiet $(LINT_PATHS)
+
+test: lint
+	@$(MAKE) --no-print-directory test-sqlite
+	@$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	@echo "==> pytest, store backend: SQLite (whole suite)"
+	@MODELYARD_TEST_BACKEND=sqlite $(PYTEST)
+
+test-postgres: install
+	@echo "==> pytest, store backend: PostgreSQL (tests marked 'backend')"
+	@MODELYARD_TEST_BACKEND=postgres $(PYTEST) -m backend
+
+demo: install
+	@$(BIN)/modelyard demo
+
+bench: install
+	@$(BIN)/python benchmarks/tracking_vs_mlflow.py
+
+clean:
+	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info
+	@find . -path ./$(VENV) -prune -o -path './.venv*' -prune -o \
+		-name __pycache__ -type d -print0 | xargs -0 rm -rf
