@@ -10,7 +10,7 @@ import time
 import pytest
 
 import modelyard as my
-from infra.postgres import _run, start_private_postgres
+from infra.postgres import start_private_postgres
 from modelyard.core.errors import StoreUnavailable
 from modelyard.core.store.engine import open_engine
 from modelyard.tracking.entities import Metric, Param
@@ -26,9 +26,7 @@ class CrashablePostgres:
         self.start()
 
     def _ctl(self, *args: str) -> None:
-        done = _run(
-            [str(self.pg.bindir / "pg_ctl"), "-D", str(self.pg.data_dir), *args], cwd=self.pg.root
-        )
+        done = self.pg.pg_ctl(*args)
         assert done.returncode == 0, done.stdout + done.stderr
 
     def crash(self) -> None:

@@ -1,17 +1,16 @@
 """The run-search filter language: parser units, then the compiled SQL against a real
-database (SQLite always; PostgreSQL too when MODELYARD_TEST_PG_URL is set)."""
+database (SQLite, and a throwaway PostgreSQL database)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.engine import make_url
 
+from infra.postgres import provide_database
 from modelyard.core.errors import InvalidParameter
 from modelyard.core.store.engine import open_engine
 from modelyard.core.store.schema import experiments, latest_metrics, params, runs, tags
@@ -239,7 +238,6 @@ def test_order_by_errors(clauses: list[str], fragment: str) -> None:
 
 # -- SQL -----------------------------------------------------------------------------
 
-PG_URL = os.environ.get("MODELYARD_TEST_PG_URL")
 RUN = {name: uuid.UUID(int=n).hex for n, name in enumerate(["r1", "r2", "r3", "r4", "r5"], 1)}
 NAME = {run_id: name for name, run_id in RUN.items()}
 NAN = float("nan")
@@ -264,41 +262,11 @@ ROWS = [
 ]  # fmt: skip
 
 
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """Create a throwaway database on the server named by MODELYARD_TEST_PG_URL, drop it after."""
-    import psycopg
-
-    assert PG_URL is not None
-    server = make_url(PG_URL)
-    name = f"my_search_{uuid.uuid4().hex[:12]}"
-    admin = {
-        "host": server.host or "127.0.0.1",
-        "port": server.port or 5432,
-        "user": server.username or "postgres",
-        "password": server.password,
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    with psycopg.connect(**admin) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(**admin) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(
     scope="module",
     params=[
         "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not PG_URL, reason="set MODELYARD_TEST_PG_URL"),
-        ),
+        "postgresql",
     ],
 )
 def engine(
@@ -308,7 +276,7 @@ def engine(
         if request.param == "sqlite":
             url = "sqlite:///" + str(tmp_path_factory.mktemp("search") / "t.db")
         else:
-            url = stack.enter_context(_postgres_database())
+            url = stack.enter_context(provide_database("search"))
         eng = open_engine(url)
         stack.callback(eng.dispose)
         _seed(eng)
