@@ -1,0 +1,60 @@
+"""The ``modelyard`` command line (typer + rich): thin commands over the services.
+
+Each command parses its arguments, makes one service call and renders the result
+(``render``). The commands reach the services through `Services`, the click context
+object, so a test can hand the app its own (``CliRunner().invoke(app, args,
+obj=Services(tracking=lambda: svc))``); by default the tracking service is opened
+from the settings on first use, so ``modelyard --help`` never touches a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.tracking.service import TrackingService
+
+__all__ = ["JsonFlag", "Services", "View"]
+
+
+class View(StrEnum):
+    """Which experiments or runs a listing covers, by lifecycle stage."""
+
+    active = "active"
+    deleted = "deleted"
+    all = "all"
+
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document (for scripts) instead of tables.")
+]
+
+
+def _open_tracking() -> TrackingService:
+    # Imported here: settings and the store stack cost ~0.5 s, which --help must not pay.
+    from modelyard.core.config import load_settings
+    from modelyard.tracking.backends import open_tracking
+
+    return open_tracking(load_settings())
+
+
+class Services:
+    """The services the commands call, each opened once, on first use.
+
+    - ``tracking``: returns the tracking service (default: the one the settings
+      name — ``MODELYARD_*`` variables and ``modelyard.toml``).
+    """
+
+    def __init__(self, tracking: Callable[[], TrackingService] | None = None) -> None:
+        self._open_tracking = tracking or _open_tracking
+        self._tracking: TrackingService | None = None
+
+    @property
+    def tracking(self) -> TrackingService:
+        if self._tracking is None:
+            self._tracking = self._open_tracking()
+        return self._tracking

@@ -1,0 +1,134 @@
+"""The ``modelyard`` command: experiments, runs, the server and the demo.
+
+``main()`` is the console entry point; ``python -m modelyard.cli.main`` runs it too.
+A `ModelyardError` from any command ends as ``error: <message>`` on stderr with exit
+code 1 — never a traceback: `_Group` prints it and exits.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from modelyard._version import __version__
+from modelyard.cli import Services, experiments, render, runs
+from modelyard.core.errors import ModelyardError
+
+__all__ = ["app", "fail", "main"]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: <message>`` in red on stderr; returns the exit (code 1) to raise."""
+    render.print_error(message)
+    return typer.Exit(1)
+
+
+class _Group(TyperGroup):
+    """The root command group: a `ModelyardError` from any command ends the program
+    with its message and exit code 1 (works under typer's CliRunner too)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModelyardError as exc:
+            raise fail(exc.message) from None
+
+
+app = typer.Typer(
+    name="modelyard",
+    cls=_Group,
+    help="modelyard: track experiments, and (soon) register, serve and watch models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Settings come from MODELYARD_* variables and ./modelyard.toml (MODELYARD_HOME
+    defaults to ./.modelyard)."""
+    ctx.ensure_object(Services)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def server(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5000,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")
+    ] = "warning",
+) -> None:
+    """Serve the tracking API (native + MLflow-compatible) until Ctrl+C."""
+    from modelyard.core.config import load_settings
+    from modelyard.server.run import serve
+
+    settings = load_settings()
+    if not _is_loopback(host):
+        render.print_warning(
+            f"binding {host}: the server has no authentication; anyone who can reach "
+            f"port {port} can read and write every experiment, run and artifact."
+        )
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{port}"
+    render.stderr_console().print(
+        f"modelyard server on [bold]{url}[/bold] (Ctrl+C stops it)\n"
+        f"  API docs        {url}/docs\n"
+        f"  mlflow clients  export MLFLOW_TRACKING_URI={url}",
+        soft_wrap=True,
+    )
+    try:
+        serve(settings, host, port, log_level=log_level)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise fail(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
+            ) from None
+        raise
+
+
+@app.command()
+def demo() -> None:
+    """Train a few scikit-learn models, track them, and compare the runs (no downloads)."""
+    from modelyard.demo.quickstart import run_quickstart
+
+    run_quickstart(render.stdout_console())
+
+
+def main() -> None:
+    """Console entry point of ``modelyard``."""
+    app(prog_name="modelyard")
+
+
+if __name__ == "__main__":
+    main()

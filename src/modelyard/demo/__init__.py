@@ -1,0 +1,1 @@
+"""Runnable demos of modelyard; ``modelyard demo`` runs the quickstart."""
