@@ -32,7 +32,6 @@ from pydantic_core import core_schema
 
 from modelyard.tracking.entities import (
     LifecycleStage,
-    Metric,
     Param,
     RunInput,
     RunStatus,
@@ -224,10 +223,13 @@ MetricValue = Annotated[float, GetPydanticSchema(_metric_value_schema)]
 
 
 @dataclass(slots=True, frozen=True)
-class MetricPoint(Metric):
+class MetricPoint:
     """One metric point; ``value`` is a number or "NaN", "Infinity", "-Infinity"."""
 
+    key: str
     value: MetricValue
+    timestamp: int
+    step: int = 0
 
 
 class LogBatchRequest(_Body):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "Experiment",
@@ -38,9 +39,9 @@ class LifecycleStage(StrEnum):
     DELETED = "deleted"
 
 
-@dataclass(slots=True, frozen=True)
-class Metric:
-    """One point of a metric series."""
+class Metric(NamedTuple):
+    """One point of a metric series (a named tuple: millions of them are built when a
+    long history is read, and a tuple is the cheapest immutable record Python has)."""
 
     key: str
     value: float

@@ -213,7 +213,7 @@ class TrackingService:
         for m in metrics:
             v.check_key(m.key, "metric key")
             value, ts, step = v.check_metric(m.key, m.value, m.timestamp, m.step)
-            same = value is m.value and ts is m.timestamp and step is m.step
+            same = type(m) is Metric and value is m.value and ts is m.timestamp and step is m.step
             out.append(m if same else Metric(m.key, value, ts, step))
         return out
 
