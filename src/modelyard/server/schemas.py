@@ -5,10 +5,10 @@ rules are checked once, by the tracking service, so the SDK, the CLI and the API
 answer the same way. Request bodies refuse unknown fields, so a typo such as
 ``"metric"`` for ``"metrics"`` is a 400 instead of a silently empty write.
 
-The log-batch items validate straight into the tracking entities (`MetricPoint` is a
-`Metric`; `Param`, `RunTag`, `RunInput` as they are) in pydantic's Rust core: the
-hot path runs no Python per item (bar ``float()`` on a "NaN" or "Infinity" string)
-and builds no intermediate objects.
+The log-batch items validate in pydantic's Rust core into light records the service
+takes as they are (`MetricPoint` has `Metric`'s fields; `Param`, `RunTag`,
+`RunInput` are the entities themselves): the hot path runs no Python per item (bar
+``float()`` on a "NaN" or "Infinity" string).
 `JSONRoute` parses request bodies with orjson instead of the standard library.
 
 Handlers answer with `FastJSONResponse`; the ``*Out`` models then document the routes
