@@ -23,14 +23,7 @@ def list_experiments(
 ) -> None:
     """List experiments (the active ones unless --view says otherwise)."""
     svc = ctx.ensure_object(Services).tracking
-    experiments = []
-    token = None
-    while True:
-        page = svc.search_experiments(view_type=view.value, page_token=token)
-        experiments.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            break
+    experiments = svc.all_experiments(view.value)
     if as_json:
         render.print_json({"experiments": [e.to_dict() for e in experiments]})
         return

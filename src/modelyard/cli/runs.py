@@ -104,18 +104,13 @@ def list_runs(
     if experiment:
         experiments = [svc.require_experiment(e) for e in experiment]
     else:
-        experiments = svc.search_experiments(view_type="active").items
+        experiments = svc.all_experiments()
     names = {e.experiment_id: e.name for e in experiments}
     runs: list[Run] = []
-    token = None
-    while names and len(runs) < max_results:
-        page = svc.search_runs(
-            list(names), filter_string, view.value, max_results - len(runs), order_by, token
-        )
-        runs.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            break
+    if names:  # one run more than shown tells whether more exist
+        runs = svc.find_runs(list(names), filter_string, view.value, max_results + 1, order_by)
+    more = len(runs) > max_results
+    runs = runs[:max_results]
 
     if as_json:
         render.print_json({"runs": [render.run_to_dict(r) for r in runs]})
@@ -137,12 +132,12 @@ def list_runs(
         title=f"Runs of {experiments[0].name}" if len(names) == 1 else "Runs",
     )
     notes = []
-    if token:
+    if more:
         notes.append(f"first {len(runs)} runs shown (--max-results shows more)")
     if hidden:
         notes.append(f"{hidden} more metric/param columns (choose with --columns)")
     if not full_ids:
-        notes.append("whole run ids: --full-ids or --json")
+        notes.append("show/compare take these short ids; whole ids: --full-ids or --json")
     table.caption = "; ".join(notes)
     console.print(table)
 
@@ -165,7 +160,9 @@ def _artifact_files(svc: TrackingService, run_id: str) -> tuple[list[FileInfo], 
 @app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run id (32 hex characters).")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run id, or a unique prefix of it (as listed).")
+    ],
     all_tags: Annotated[
         bool, typer.Option("--all-tags", help="Also show system tags (mlflow.*, modelyard.*).")
     ] = False,
@@ -173,7 +170,7 @@ def show_run(
 ) -> None:
     """Show a run: its info, params, latest metrics, tags and artifacts."""
     svc = _tracking(ctx)
-    run = svc.get_run(run_id.strip().lower())
+    run = svc.get_run(svc.resolve_run_id(run_id))
     try:
         experiment_name: str | None = svc.get_experiment(run.info.experiment_id).name
     except ModelyardError:
@@ -203,10 +200,11 @@ def compare_runs(
     as_json: JsonFlag = False,
 ) -> None:
     """Set runs side by side: attributes, params, metrics and tags, one column per run."""
-    ids = list(dict.fromkeys(r.strip().lower() for r in run_ids))
+    svc = _tracking(ctx)
+    ids = list(dict.fromkeys(svc.resolve_run_id(r) for r in run_ids))
     if len(ids) < 2:
         raise typer.BadParameter("give at least two different run ids", param_hint="RUN_IDS")
-    frame = _tracking(ctx).compare_runs(ids, diff_only=diff_only)
+    frame = svc.compare_runs(ids, diff_only=diff_only)
     if as_json:
         render.print_json(render.compare_to_dict(frame))
         return

@@ -449,15 +449,8 @@ def search_runs(
     for name in experiment_names or []:
         ids.append(svc.require_experiment(name).experiment_id)
     if not ids:
-        ids = [e.experiment_id for e in svc.search_experiments().items]
-    runs: list[Run] = []
-    token = None
-    while len(runs) < max_results:
-        page = svc.search_runs(ids, filter_string, view, max_results - len(runs), order_by, token)
-        runs.extend(page.items)
-        token = page.next_page_token
-        if not token:
-            break
+        ids = [e.experiment_id for e in svc.all_experiments()]
+    runs = svc.find_runs(ids, filter_string, view, max_results, order_by)
     if output == "list":
         return runs
     if output != "pandas":

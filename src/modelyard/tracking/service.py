@@ -267,6 +267,62 @@ class TrackingService:
             experiment_ids, filter_string, view_type, max_results, order_by, page_token
         )
 
+    def find_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        view_type: str = "active",
+        max_results: int = 1000,
+        order_by: Sequence[str] | None = None,
+    ) -> list[Run]:
+        """Up to ``max_results`` matching runs, following page tokens."""
+        runs: list[Run] = []
+        token = None
+        while len(runs) < max_results:
+            page = self.search_runs(
+                experiment_ids,
+                filter_string,
+                view_type,
+                min(max_results - len(runs), 50_000),
+                order_by,
+                token,
+            )
+            runs.extend(page.items)
+            token = page.next_page_token
+            if not token:
+                break
+        return runs
+
+    def all_experiments(self, view_type: str = "active") -> list[Experiment]:
+        """Every experiment of a view, following page tokens."""
+        out: list[Experiment] = []
+        token = None
+        while True:
+            page = self.search_experiments(view_type=view_type, page_token=token)
+            out.extend(page.items)
+            token = page.next_page_token
+            if not token:
+                return out
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """A full run id from a unique prefix of at least 6 characters (as shown in
+        listings); a full id is returned as it is."""
+        prefix = prefix.strip().lower()
+        if len(prefix) == 32:
+            return v.check_run_id(prefix)
+        if not 6 <= len(prefix) < 32 or any(c not in "0123456789abcdef" for c in prefix):
+            raise InvalidParameter(
+                f"Invalid run id {prefix!r}: give the 32 hex characters or a unique "
+                "prefix of at least 6"
+            )
+        ids = [e.experiment_id for e in self.all_experiments("all")]
+        found = self.find_runs(ids, f"attributes.run_id LIKE '{prefix}%'", "all", 2)
+        if not found:
+            raise ResourceNotFound(f"No run id starts with {prefix!r}")
+        if len(found) > 1:
+            raise InvalidParameter(f"Run id prefix {prefix!r} is ambiguous: give more characters")
+        return found[0].info.run_id
+
     def compare_runs(self, run_ids: Sequence[str], diff_only: bool = False):
         """A DataFrame with one column per run and a row per attribute, param,
         metric and tag; ``diff_only`` keeps the rows whose values differ."""
