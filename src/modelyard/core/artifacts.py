@@ -7,6 +7,7 @@ size and SHA-256; downloads are checked against it and refused on mismatch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,7 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from modelyard.core.errors import ArtifactIntegrityError, InvalidParameter, ResourceNotFound
+from modelyard.core.errors import (
+    ArtifactIntegrityError,
+    InvalidParameter,
+    ResourceNotFound,
+    StorageFull,
+)
 from modelyard.core.ids import new_id
 
 __all__ = ["ArtifactStore", "FileInfo", "open_artifact_store"]
@@ -113,9 +119,14 @@ class ArtifactStore:
                 os.replace(tmp, final)
             else:
                 self.fs.mv(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise StorageFull(
+                    f"Could not store artifact {path!r} under {self.root}: {exc.strerror}. "
+                    "Nothing was written; free space and retry."
+                ) from exc
             raise
         return size
 

@@ -6,6 +6,7 @@
     ├── ResourceAlreadyExists           RESOURCE_ALREADY_EXISTS   400
     ├── InvalidState                    INVALID_STATE             400
     ├── StoreUnavailable                TEMPORARILY_UNAVAILABLE   503
+    ├── StorageFull                     RESOURCE_EXHAUSTED        507
     └── ArtifactIntegrityError          DATA_LOSS                 500
 
 The codes are MLflow's where MLflow has one, so the MLflow-compatible API maps
@@ -21,6 +22,7 @@ __all__ = [
     "ModelyardError",
     "ResourceAlreadyExists",
     "ResourceNotFound",
+    "StorageFull",
     "StoreUnavailable",
     "error_from_code",
 ]
@@ -74,6 +76,14 @@ class StoreUnavailable(ModelyardError):
     http_status = 503
 
 
+class StorageFull(ModelyardError):
+    """The disk (or quota) under the database or the artifact store is full; the
+    write that hit it was rolled back or discarded whole."""
+
+    code = "RESOURCE_EXHAUSTED"
+    http_status = 507
+
+
 class ArtifactIntegrityError(ModelyardError):
     """A downloaded artifact's size or hash does not match what was stored."""
 
@@ -90,6 +100,7 @@ _BY_CODE: dict[str, type[ModelyardError]] = {
         ResourceAlreadyExists,
         InvalidState,
         StoreUnavailable,
+        StorageFull,
         ArtifactIntegrityError,
     )
 }

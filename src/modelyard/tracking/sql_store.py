@@ -36,6 +36,7 @@ from modelyard.core.errors import (
     InvalidState,
     ResourceAlreadyExists,
     ResourceNotFound,
+    StorageFull,
     StoreUnavailable,
 )
 from modelyard.core.ids import new_id, now_ms
@@ -91,6 +92,13 @@ def _retrying(fn: _F) -> _F:
             try:
                 return fn(self, *args, **kwargs)
             except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+                if _is_full(exc):
+                    raise StorageFull(
+                        f"The metadata database {self.safe_url} could not write "
+                        f"({str(exc.orig).strip()}): is its disk out of space? The transaction "
+                        "was rolled back, so nothing of this call was written. Free space "
+                        "and retry."
+                    ) from exc
                 if not _is_unreachable(exc):
                     raise
                 if attempt > self.retries:
@@ -105,6 +113,13 @@ def _retrying(fn: _F) -> _F:
         raise AssertionError("unreachable")  # pragma: no cover
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_full(exc: sa_exc.DBAPIError) -> bool:
+    """Out of space: SQLite says "database or disk is full" (ENOSPC) or "disk I/O
+    error" (a write refused otherwise, e.g. a quota); PostgreSQL "No space left"."""
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("disk is full", "no space left", "disk i/o error"))
 
 
 def _is_unreachable(exc: sa_exc.DBAPIError) -> bool:
@@ -122,7 +137,6 @@ def _is_unreachable(exc: sa_exc.DBAPIError) -> bool:
             "the database system is",
             "connection failed",
             "unable to open database",
-            "disk i/o error",
         )
     )
 
