@@ -77,6 +77,32 @@ _PARAMS_FOR_KEYS = select(t.params.c.key, t.params.c.value).where(
     t.params.c.run_uuid == bindparam("run_id"),
     t.params.c.key.in_(bindparam("keys", expanding=True)),
 )
+_IDS = bindparam("ids", expanding=True)
+_PARAMS_OF_RUNS = select(t.params.c.run_uuid, t.params.c.key, t.params.c.value).where(
+    t.params.c.run_uuid.in_(_IDS)
+)
+_TAGS_OF_RUNS = select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value).where(
+    t.tags.c.run_uuid.in_(_IDS)
+)
+_LATEST_OF_RUNS = select(
+    t.latest_metrics.c.run_uuid,
+    t.latest_metrics.c.key,
+    t.latest_metrics.c.value,
+    t.latest_metrics.c.timestamp,
+    t.latest_metrics.c.step,
+    t.latest_metrics.c.is_nan,
+).where(t.latest_metrics.c.run_uuid.in_(_IDS))
+_INPUTS_OF_RUNS = (
+    select(
+        t.run_inputs.c.run_uuid,
+        t.run_inputs.c.dataset_name,
+        t.run_inputs.c.dataset_digest,
+        t.run_inputs.c.dataset_uri,
+        t.run_inputs.c.context,
+    )
+    .where(t.run_inputs.c.run_uuid.in_(_IDS))
+    .order_by(t.run_inputs.c.input_id)
+)
 _INSERT_RUN = insert(t.runs)
 _INSERT_TAGS = insert(t.tags)
 _INSERT_PARAMS = insert(t.params)
@@ -303,37 +329,21 @@ class SqlTrackingStore(TrackingStore):
         """Attach params, tags, latest metrics and inputs to run rows (4 queries total)."""
         if not rows:
             return []
-        ids = [r.run_uuid for r in rows]
+        ids = {"ids": [r.run_uuid for r in rows]}
         runs = {r.run_uuid: Run(self._info_from_row(r), RunData()) for r in rows}
-        for rid, k, v in conn.execute(
-            select(t.params.c.run_uuid, t.params.c.key, t.params.c.value).where(
-                t.params.c.run_uuid.in_(ids)
-            )
-        ):
-            runs[rid].data.params[k] = v
-        for rid, k, v in conn.execute(
-            select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value).where(
-                t.tags.c.run_uuid.in_(ids)
-            )
-        ):
-            runs[rid].data.tags[k] = v
-        lm = t.latest_metrics.c
-        for rid, k, v, ts, st, nan in conn.execute(
-            select(lm.run_uuid, lm.key, lm.value, lm.timestamp, lm.step, lm.is_nan).where(
-                lm.run_uuid.in_(ids)
-            )
-        ):
-            m = _metric_from_row(k, v, ts, st, nan)
-            runs[rid].data.metrics[k] = m.value
-            runs[rid].data.metric_points.append(m)
-        ri = t.run_inputs.c
-        for rid, name, digest, uri, ctx in conn.execute(
-            select(ri.run_uuid, ri.dataset_name, ri.dataset_digest, ri.dataset_uri, ri.context)
-            .where(ri.run_uuid.in_(ids))
-            .order_by(ri.input_id)
-        ):
+        for rid, k, val in conn.execute(_PARAMS_OF_RUNS, ids).all():
+            runs[rid].data.params[k] = val
+        for rid, k, val in conn.execute(_TAGS_OF_RUNS, ids).all():
+            runs[rid].data.tags[k] = val
+        nan = math.nan
+        for rid, k, val, ts, st, is_nan in conn.execute(_LATEST_OF_RUNS, ids).all():
+            data = runs[rid].data
+            point = Metric(k, nan if is_nan else val, ts, st)
+            data.metrics[k] = point.value
+            data.metric_points.append(point)
+        for rid, name, digest, uri, ctx in conn.execute(_INPUTS_OF_RUNS, ids).all():
             runs[rid].inputs.append(RunInput(name, digest, uri, ctx))
-        return [runs[i] for i in ids]
+        return list(runs.values())
 
     def _audit(
         self, conn: Connection, action: str, kind: str, entity_id: str, before: dict, after: dict
