@@ -8,13 +8,11 @@ then raise `StoreUnavailable`; writes are idempotent so a retry is safe.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -36,11 +34,11 @@ from modelyard.core.errors import (
     InvalidState,
     ResourceAlreadyExists,
     ResourceNotFound,
-    StorageFull,
-    StoreUnavailable,
 )
 from modelyard.core.ids import new_id, now_ms
 from modelyard.core.store import schema as t
+from modelyard.core.store.audit import list_events, record_event
+from modelyard.core.store.retry import retrying
 from modelyard.tracking.entities import (
     Experiment,
     LifecycleStage,
@@ -62,7 +60,6 @@ __all__ = ["SqlTrackingStore"]
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Statements of the hot paths, built once: constructing SQLAlchemy expressions per
 # call costs more than executing them on SQLite.
@@ -106,65 +103,6 @@ _INPUTS_OF_RUNS = (
 _INSERT_RUN = insert(t.runs)
 _INSERT_TAGS = insert(t.tags)
 _INSERT_PARAMS = insert(t.params)
-
-
-def _retrying(fn: _F) -> _F:
-    """Retry a store call while the database is unreachable, then raise clearly."""
-
-    @functools.wraps(fn)
-    def wrapper(self: SqlTrackingStore, *args: Any, **kwargs: Any) -> Any:
-        delay = self.retry_backoff
-        for attempt in range(1, self.retries + 2):
-            try:
-                return fn(self, *args, **kwargs)
-            except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-                if _is_full(exc):
-                    raise StorageFull(
-                        f"The metadata database {self.safe_url} could not write "
-                        f"({str(exc.orig).strip()}): is its disk out of space? The transaction "
-                        "was rolled back, so nothing of this call was written. Free space "
-                        "and retry."
-                    ) from exc
-                if not _is_unreachable(exc):
-                    raise
-                if attempt > self.retries:
-                    raise StoreUnavailable(
-                        f"The metadata database {self.safe_url} is unreachable after "
-                        f"{attempt} attempts ({type(exc.orig).__name__}: "
-                        f"{str(exc.orig).strip().splitlines()[0] if str(exc.orig) else ''}). "
-                        "Nothing of this call was written; retry when it is back."
-                    ) from exc
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _is_full(exc: sa_exc.DBAPIError) -> bool:
-    """Out of space: SQLite says "database or disk is full" (ENOSPC) or "disk I/O
-    error" (a write refused otherwise, e.g. a quota); PostgreSQL "No space left"."""
-    text = str(exc.orig).lower()
-    return any(s in text for s in ("disk is full", "no space left", "disk i/o error"))
-
-
-def _is_unreachable(exc: sa_exc.DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    text = str(exc.orig).lower()
-    return any(
-        s in text
-        for s in (
-            "connection refused",
-            "could not connect",
-            "server closed the connection",
-            "terminating connection",
-            "connection is closed",
-            "the database system is",
-            "connection failed",
-            "unable to open database",
-        )
-    )
 
 
 def _encode_token(offset: int) -> str:
@@ -249,7 +187,7 @@ class SqlTrackingStore(TrackingStore):
         self.engine.dispose()
 
     # -- helpers -----------------------------------------------------------------
-    @_retrying
+    @retrying
     def _ensure_default_experiment(self) -> None:
         with self.engine.begin() as conn:
             found = conn.execute(
@@ -348,33 +286,23 @@ class SqlTrackingStore(TrackingStore):
     def _audit(
         self, conn: Connection, action: str, kind: str, entity_id: str, before: dict, after: dict
     ) -> None:
-        """Record who changed what, in the same transaction as the change itself."""
-        conn.execute(
-            insert(t.audit_events).values(
-                created_at=now_ms(),
-                actor=self.actor,
-                action=action,
-                entity_type=kind,
-                entity_id=entity_id,
-                before=json.dumps(before, default=str),
-                after=json.dumps(after, default=str),
-            )
+        record_event(
+            conn,
+            actor=self.actor,
+            action=action,
+            entity_type=kind,
+            entity_id=entity_id,
+            before=before,
+            after=after,
         )
 
-    @_retrying
+    @retrying
     def audit_events(self, entity_type: str | None = None, entity_id: str | None = None) -> list:
         """Audit events, oldest first, optionally for one entity."""
-        a = t.audit_events.c
-        stmt = select(t.audit_events).order_by(a.event_id)
-        if entity_type:
-            stmt = stmt.where(a.entity_type == entity_type)
-        if entity_id:
-            stmt = stmt.where(a.entity_id == entity_id)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+        return list_events(self.engine, entity_type, entity_id)
 
     # -- experiments -------------------------------------------------------------
-    @_retrying
+    @retrying
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
@@ -407,20 +335,20 @@ class SqlTrackingStore(TrackingStore):
             raise ResourceAlreadyExists(f"Experiment {name!r} already exists") from None
         return str(exp_id)
 
-    @_retrying
+    @retrying
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self.engine.connect() as conn:
             return self._experiment_from_row(
                 conn, self._experiment_row(conn, _exp_id(experiment_id))
             )
 
-    @_retrying
+    @retrying
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
             return None if row is None else self._experiment_from_row(conn, row)
 
-    @_retrying
+    @retrying
     def search_experiments(
         self,
         view_type: ViewType = "active",
@@ -442,7 +370,7 @@ class SqlTrackingStore(TrackingStore):
         token = _encode_token(offset + max_results) if len(rows) > max_results else None
         return Page(items, token)
 
-    @_retrying
+    @retrying
     def update_experiment(
         self,
         experiment_id: str,
@@ -483,7 +411,7 @@ class SqlTrackingStore(TrackingStore):
         except sa_exc.IntegrityError:
             raise ResourceAlreadyExists(f"Experiment {new_name!r} already exists") from None
 
-    @_retrying
+    @retrying
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         eid = _exp_id(experiment_id)
         stmt = self._insert(t.experiment_tags).values(experiment_id=eid, key=key, value=value)
@@ -495,7 +423,7 @@ class SqlTrackingStore(TrackingStore):
             conn.execute(stmt)
 
     # -- runs --------------------------------------------------------------------
-    @_retrying
+    @retrying
     def create_run(
         self,
         experiment_id: str,
@@ -557,12 +485,12 @@ class SqlTrackingStore(TrackingStore):
         )
         return Run(info, RunData(tags=tag_map))
 
-    @_retrying
+    @retrying
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
             return self._load_runs(conn, [self._run_row(conn, run_id)])[0]
 
-    @_retrying
+    @retrying
     def update_run(
         self,
         run_id: str,
@@ -598,7 +526,7 @@ class SqlTrackingStore(TrackingStore):
                 self._upsert_tags(conn, run_id, [RunTag("mlflow.runName", run_name)])
             return self._info_from_row(SimpleNamespace(**{**row._mapping, **values}))
 
-    @_retrying
+    @retrying
     def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
         stage = _lifecycle(lifecycle_stage)
         with self.engine.begin() as conn:
@@ -668,7 +596,7 @@ class SqlTrackingStore(TrackingStore):
         conn.exec_driver_sql(self._sql_insert_metrics, rows)
         conn.exec_driver_sql(self._sql_upsert_latest, list(newest.values()))
 
-    @_retrying
+    @retrying
     def log_batch(
         self,
         run_id: str,
@@ -689,7 +617,7 @@ class SqlTrackingStore(TrackingStore):
             if metrics:
                 self._insert_metrics(conn, run_id, metrics)
 
-    @_retrying
+    @retrying
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.engine.begin() as conn:
             self._check_writable(conn, run_id)
@@ -699,7 +627,7 @@ class SqlTrackingStore(TrackingStore):
             if not gone:
                 raise ResourceNotFound(f"Run {run_id!r} has no tag {key!r}")
 
-    @_retrying
+    @retrying
     def log_inputs(self, run_id: str, inputs: Sequence[RunInput]) -> None:
         now = now_ms()
         with self.engine.begin() as conn:
@@ -720,7 +648,7 @@ class SqlTrackingStore(TrackingStore):
                     ],
                 )
 
-    @_retrying
+    @retrying
     def get_metric_history(
         self, run_id: str, key: str, max_points: int | None = None
     ) -> list[Metric]:
@@ -741,7 +669,7 @@ class SqlTrackingStore(TrackingStore):
         nan = math.nan
         return [Metric(key, nan if is_nan else value, ts, step) for value, ts, step, is_nan in rows]
 
-    @_retrying
+    @retrying
     def search_runs(
         self,
         experiment_ids: Sequence[str],

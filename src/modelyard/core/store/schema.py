@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -22,13 +23,21 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "approval_policies",
     "audit_events",
     "experiment_tags",
     "experiments",
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_approvals",
+    "model_assignments",
+    "model_version_tags",
+    "model_versions",
     "params",
+    "registered_model_tags",
+    "registered_models",
     "run_inputs",
     "runs",
     "tags",
@@ -172,4 +181,143 @@ audit_events = Table(
     Column("before", Text, nullable=True),
     Column("after", Text, nullable=True),
     Index("ix_audit_entity", "entity_type", "entity_id"),
+)
+
+# -- model registry ------------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row per registered version. `source` is what the user registered (runs:/... or
+# a storage URL); `artifact_uri` is where the package's files are. The signature,
+# a metrics snapshot of the source run and its dataset inputs are copied at
+# registration, so a version stays self-describing even if the run is deleted.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("source", String(1024), nullable=False),
+    Column("artifact_uri", String(1024), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("stage", String(32), nullable=False, default="None"),
+    Column("status", String(32), nullable=False, default="READY"),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(256), nullable=False, default=""),
+    Column("flavor", String(64), nullable=True),
+    Column("signature", Text, nullable=True),
+    Column("metrics", Text, nullable=True),
+    Column("lineage", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_model_versions_run", "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+)
+
+# The current holder of each alias (any name: production, champion, challenger...).
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+    Column("set_by", String(256), nullable=False),
+)
+
+# Who held an alias or a stage from when to when; never deleted, so "what was
+# serving last Tuesday" and "roll back to the previous one" are queries on it.
+model_assignments = Table(
+    "model_assignments",
+    metadata,
+    Column("assignment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),  # "alias" | "stage"
+    Column("label", String(256), nullable=False),  # the alias or the stage
+    Column("version", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("started_by", String(256), nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("ended_by", String(256), nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_model_assignments_label", "name", "kind", "label", "started_at"),
+)
+
+# What a version needs before it may hold a protected alias or stage.
+approval_policies = Table(
+    "approval_policies",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("registered_models.name", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("required_approvals", Integer, nullable=False, default=0),
+    Column("metric_floors", Text, nullable=False, default="{}"),  # {"accuracy": 0.8}
+    Column("protected", Text, nullable=False, default="[]"),  # aliases and stages
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+)
+
+model_approvals = Table(
+    "model_approvals",
+    metadata,
+    Column("approval_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),  # "approved" | "rejected"
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        ondelete="CASCADE",
+        onupdate="CASCADE",
+    ),
+    Index("ix_model_approvals_version", "name", "version"),
 )
