@@ -22,12 +22,16 @@ PUBLIC_NAMES = [
     "Settings",
     "__version__",
     "active_run",
+    "approve",
     "client",
     "compare_runs",
     "configure",
+    "delete_model_version",
     "end_run",
     "flush",
     "get_metric_history",
+    "get_model_version",
+    "get_registered_model",
     "get_run",
     "log_artifact",
     "log_artifacts",
@@ -38,11 +42,19 @@ PUBLIC_NAMES = [
     "log_param",
     "log_params",
     "log_text",
+    "model_history",
+    "model_registry",
+    "register_model",
+    "reject",
+    "rollback",
     "search_runs",
+    "set_alias",
     "set_experiment",
+    "set_policy",
     "set_tag",
     "set_tags",
     "start_run",
+    "transition_stage",
 ]
 
 DEFINED_IN = {
@@ -52,6 +64,23 @@ DEFINED_IN = {
     "RunTag": "modelyard.tracking.entities",
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
+    **{
+        name: "modelyard.sdk.registry"
+        for name in (
+            "approve",
+            "delete_model_version",
+            "get_model_version",
+            "get_registered_model",
+            "model_history",
+            "model_registry",
+            "register_model",
+            "reject",
+            "rollback",
+            "set_alias",
+            "set_policy",
+            "transition_stage",
+        )
+    },
 }
 
 # Libraries that `import modelyard` must not load: each costs tens to hundreds of ms.
@@ -85,8 +114,12 @@ def test_every_public_name_resolves_to_its_defining_object() -> None:
             continue
         module = DEFINED_IN.get(name, "modelyard.sdk.fluent")
         assert value is getattr(importlib.import_module(module), name), name
-    # The fluent API's own list is the root's list minus the re-exported types.
+    # The fluent API's own list is the root's list minus what other modules define.
     assert sorted(fluent.__all__) == sorted(set(PUBLIC_NAMES) - set(DEFINED_IN) - {"__version__"})
+    registry = importlib.import_module("modelyard.sdk.registry")
+    assert sorted(registry.__all__) == sorted(
+        n for n, m in DEFINED_IN.items() if m == "modelyard.sdk.registry"
+    )
 
 
 def test_from_modelyard_import_star_binds_every_public_name() -> None:

@@ -49,6 +49,23 @@ _EXPORTS: dict[str, str] = {
             "start_run",
         )
     },
+    **{
+        name: "modelyard.sdk.registry"
+        for name in (
+            "approve",
+            "delete_model_version",
+            "get_model_version",
+            "get_registered_model",
+            "model_history",
+            "model_registry",
+            "register_model",
+            "reject",
+            "rollback",
+            "set_alias",
+            "set_policy",
+            "transition_stage",
+        )
+    },
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",

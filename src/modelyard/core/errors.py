@@ -5,6 +5,7 @@
     ├── ResourceNotFound                RESOURCE_DOES_NOT_EXIST   404
     ├── ResourceAlreadyExists           RESOURCE_ALREADY_EXISTS   400
     ├── InvalidState                    INVALID_STATE             400
+    │   └── PolicyViolation             INVALID_STATE             409
     ├── StoreUnavailable                TEMPORARILY_UNAVAILABLE   503
     ├── StorageFull                     RESOURCE_EXHAUSTED        507
     └── ArtifactIntegrityError          DATA_LOSS                 500
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidState",
     "ModelyardError",
+    "PolicyViolation",
     "ResourceAlreadyExists",
     "ResourceNotFound",
     "StorageFull",
@@ -67,6 +69,13 @@ class InvalidState(ModelyardError):
 
     code = "INVALID_STATE"
     http_status = 400
+
+
+class PolicyViolation(InvalidState):
+    """A model's approval policy refuses a promotion (approvals missing, a metric
+    below its floor, a standing rejection); the message names the policy's terms."""
+
+    http_status = 409
 
 
 class StoreUnavailable(ModelyardError):
