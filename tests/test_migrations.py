@@ -59,3 +59,33 @@ def test_unsupported_url_is_a_clear_error():
 
     with pytest.raises(InvalidParameter, match="Unsupported database URL scheme 'mysql'"):
         open_engine("mysql://localhost/x")
+
+
+def test_upgrade_from_the_first_release_keeps_data(tmp_path):
+    """A database created by 0001 (tracking only) gains the registry and keeps its runs."""
+    from alembic import command
+
+    from modelyard.tracking.entities import Metric
+    from modelyard.tracking.sql_store import SqlTrackingStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = open_engine(url, migrate=False)
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(Path(engine_module.__file__).with_name("migrations"))
+    )
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001_initial")
+    assert current_revision(engine) == "0001_initial"
+    assert "registered_models" not in inspect(engine).get_table_names()
+    old = SqlTrackingStore(engine, str(tmp_path / "a"))
+    run_id = old.create_run("0", run_name="before-upgrade").info.run_id
+    old.log_batch(run_id, metrics=[Metric("acc", 0.5, 1, 0)])
+    engine.dispose()
+
+    upgraded = open_engine(url)  # first use after the upgrade migrates by itself
+    assert current_revision(upgraded) == HEAD_REVISION
+    assert "registered_models" in inspect(upgraded).get_table_names()
+    store = SqlTrackingStore(upgraded, str(tmp_path / "a"))
+    assert store.get_run(run_id).data.metrics == {"acc": 0.5}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from modelyard.core.errors import (
@@ -194,7 +194,11 @@ class SqlRegistryStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(t.registered_models).values(
-                        name=name, description=description, created_at=now, updated_at=now
+                        name=name,
+                        description=description,
+                        last_version=0,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
                 if tags:
@@ -312,12 +316,14 @@ class SqlRegistryStore:
             now = now_ms()
             try:
                 with self.engine.begin() as conn:
-                    self._model_row(conn, name, lock=True)
-                    number = (
-                        conn.execute(
-                            select(func.coalesce(func.max(mv.version), 0)).where(mv.name == name)
-                        ).scalar_one()
-                        + 1
+                    number = self._model_row(conn, name, lock=True).last_version + 1
+                    conn.execute(
+                        update(t.registered_models)
+                        .where(
+                            t.registered_models.c.name == name,
+                            t.registered_models.c.last_version == number - 1,
+                        )
+                        .values(last_version=number)
                     )
                     conn.execute(
                         insert(t.model_versions).values(

@@ -190,6 +190,9 @@ registered_models = Table(
     metadata,
     Column("name", String(256), primary_key=True),
     Column("description", Text, nullable=True),
+    # The highest version number ever given: numbers are never reused, so the
+    # history and the audit log never name two different versions alike.
+    Column("last_version", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
