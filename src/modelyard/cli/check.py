@@ -25,7 +25,7 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, float]:
         except ValueError:
             raise InvalidParameter(
                 f"{option} takes METRIC=NUMBER (e.g. accuracy=0.8), got {item!r}"
-            )
+            ) from None
     return out
 
 
