@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard.registry.service import RegistryService
     from modelyard.tracking.service import TrackingService
 
 __all__ = ["JsonFlag", "Services", "View"]
@@ -42,19 +43,39 @@ def _open_tracking() -> TrackingService:
     return open_tracking(load_settings())
 
 
+def _open_registry(tracking: TrackingService) -> RegistryService:
+    from modelyard.registry.backends import open_registry
+
+    return open_registry(tracking)
+
+
 class Services:
     """The services the commands call, each opened once, on first use.
 
     - ``tracking``: returns the tracking service (default: the one the settings
       name — ``MODELYARD_*`` variables and ``modelyard.toml``).
+    - ``registry``: returns the model registry service for a tracking service
+      (default: `open_registry`, the registry beside it — same database or server).
     """
 
-    def __init__(self, tracking: Callable[[], TrackingService] | None = None) -> None:
+    def __init__(
+        self,
+        tracking: Callable[[], TrackingService] | None = None,
+        registry: Callable[[TrackingService], RegistryService] | None = None,
+    ) -> None:
         self._open_tracking = tracking or _open_tracking
+        self._open_registry = registry or _open_registry
         self._tracking: TrackingService | None = None
+        self._registry: RegistryService | None = None
 
     @property
     def tracking(self) -> TrackingService:
         if self._tracking is None:
             self._tracking = self._open_tracking()
         return self._tracking
+
+    @property
+    def registry(self) -> RegistryService:
+        if self._registry is None:
+            self._registry = self._open_registry(self.tracking)
+        return self._registry

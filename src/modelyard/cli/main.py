@@ -1,4 +1,4 @@
-"""The ``modelyard`` command: experiments, runs, the server and the demo.
+"""The ``modelyard`` command: experiments, runs, models, the server and the demo.
 
 ``main()`` is the console entry point; ``python -m modelyard.cli.main`` runs it too.
 A `ModelyardError` from any command ends as ``error: <message>`` on stderr with exit
@@ -15,7 +15,8 @@ import typer
 from typer.core import TyperGroup
 
 from modelyard._version import __version__
-from modelyard.cli import Services, experiments, render, runs
+from modelyard.cli import Services, experiments, models, render, runs
+from modelyard.cli.check import check
 from modelyard.core.errors import ModelyardError
 
 __all__ = ["app", "fail", "main"]
@@ -41,7 +42,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="modelyard",
     cls=_Group,
-    help="modelyard: track experiments, and (soon) register, serve and watch models.",
+    help="modelyard: track experiments, register models, and (soon) serve and watch them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -49,6 +50,8 @@ app = typer.Typer(
 )
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+app.command("check")(check)
 
 
 def _version(value: bool) -> None:

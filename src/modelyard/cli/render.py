@@ -25,19 +25,33 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     from modelyard.core.artifacts import FileInfo
+    from modelyard.registry.entities import (
+        Approval,
+        ApprovalPolicy,
+        Assignment,
+        ModelVersion,
+        RegisteredModel,
+    )
     from modelyard.tracking.entities import Experiment, Run
 
 __all__ = [
     "SYSTEM_TAG_PREFIXES",
+    "approvals_table",
     "compare_table",
     "compare_to_dict",
     "data_columns",
     "experiments_table",
     "fmt_duration",
+    "fmt_metrics",
     "fmt_seconds",
     "fmt_time",
     "fmt_value",
+    "history_table",
     "jsonable",
+    "model_overview",
+    "model_versions_table",
+    "models_table",
+    "policy_detail",
     "print_error",
     "print_json",
     "print_warning",
@@ -47,6 +61,7 @@ __all__ = [
     "stderr_console",
     "stdout_console",
     "user_tags",
+    "version_detail",
 ]
 
 # Tags modelyard and MLflow clients set by themselves (source, git commit, versions).
@@ -388,3 +403,201 @@ def compare_to_dict(frame: Any) -> dict[str, Any]:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# -- models -------------------------------------------------------------------------
+_DECISION_STYLE = {"approved": "green", "rejected": "red"}
+_STAGE_STYLE = {"Production": "green", "Staging": "blue", "Archived": "dim"}
+
+
+def fmt_metrics(metrics: Mapping[str, Any], limit: int = 4) -> str:
+    """``accuracy=0.91, f1=0.88 (+3)``: a metrics snapshot in one cell."""
+    items = sorted(metrics.items())
+    text = ", ".join(f"{k}={fmt_value(v)}" for k, v in items[:limit])
+    return text + (f" (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def _stage(stage: str) -> Text:
+    return Text(stage, style=_STAGE_STYLE.get(stage, ""))
+
+
+def models_table(models: Sequence[RegisteredModel]) -> Table:
+    """One row per registered model: newest version, aliases, stages, description."""
+    table = Table(title="Registered models", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("latest", justify="right", no_wrap=True)
+    table.add_column("aliases", overflow="fold")
+    table.add_column("stages", overflow="fold")
+    table.add_column("updated", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for m in models:
+        latest = max((v.version for v in m.latest_versions), default=None)
+        stages = [f"{v.stage}: v{v.version}" for v in m.latest_versions if v.stage != "None"]
+        table.add_row(
+            m.name,
+            "" if latest is None else str(latest),
+            ", ".join(f"{a}: v{v}" for a, v in sorted(m.aliases.items())),
+            ", ".join(stages),
+            fmt_time(m.updated_at),
+            m.description or "",
+        )
+    return table
+
+
+def model_overview(model: RegisteredModel) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("model", model.name)
+    for label, value in (
+        ("description", model.description or ""),
+        ("aliases", ", ".join(f"{a} -> v{v}" for a, v in sorted(model.aliases.items()))),
+        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(model.tags.items()))),
+        ("created", fmt_time(model.created_at)),
+        ("updated", fmt_time(model.updated_at)),
+    ):
+        if value:
+            grid.add_row(label, value)
+    return grid
+
+
+def model_versions_table(versions: Sequence[ModelVersion], title: str = "Versions") -> Table:
+    """One row per version: stage, aliases, source, run, metrics snapshot, who and when."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("aliases", style="bold")
+    table.add_column("source", overflow="fold")
+    table.add_column("run", no_wrap=True, style="dim")
+    table.add_column("metrics", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    table.add_column("by")
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            _stage(v.stage),
+            ", ".join(v.aliases),
+            v.source,
+            (v.run_id or "")[:8],
+            fmt_metrics(v.metrics),
+            fmt_time(v.created_at),
+            v.user_id,
+        )
+    return table
+
+
+def version_detail(version: ModelVersion) -> list[Table | Text]:
+    """What ``models show NAME --version N`` prints: overview, metrics, data, signature."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for label, value in (
+        ("model", f"{version.name} version {version.version}"),
+        ("uri", version.uri),
+        ("stage", _stage(version.stage)),
+        ("aliases", ", ".join(version.aliases)),
+        ("description", version.description or ""),
+        ("flavor", version.flavor or ""),
+        ("source", version.source),
+        ("artifact uri", version.artifact_uri),
+        ("run", version.run_id or ""),
+        ("created", f"{fmt_time(version.created_at)} by {version.user_id}"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(version.tags.items()))),
+    ):
+        if value:
+            grid.add_row(label, value)
+    parts: list[Table | Text] = [grid]
+
+    metrics = Table(title="Metrics (snapshot)", title_justify="left")
+    metrics.add_column("key", style="cyan")
+    metrics.add_column("value", justify="right")
+    for key, value in sorted(version.metrics.items()):
+        metrics.add_row(key, fmt_value(value))
+
+    data = Table(title="Training data (lineage)", title_justify="left")
+    data.add_column("dataset")
+    data.add_column("digest", no_wrap=True)
+    data.add_column("context")
+    data.add_column("uri", overflow="fold")
+    for item in version.lineage:
+        data.add_row(
+            *(str(item.get(k) or "") for k in ("dataset_name", "dataset_digest", "context")),
+            str(item.get("dataset_uri") or ""),
+        )
+
+    signature = Table(title="Signature", title_justify="left")
+    signature.add_column("role")
+    signature.add_column("name", style="bold")
+    signature.add_column("dtype")
+    signature.add_column("shape")
+    for role, key in (("input", "inputs"), ("output", "outputs")):
+        for spec in (version.signature or {}).get(key) or []:
+            if isinstance(spec, Mapping):
+                shape = spec.get("shape")
+                signature.add_row(
+                    role,
+                    str(spec.get("name", "")),
+                    str(spec.get("dtype", "")),
+                    "" if shape is None else str(shape),
+                )
+    for table in (metrics, data, signature):
+        if table.row_count:
+            parts.append(table)
+    return parts
+
+
+def policy_detail(policy: ApprovalPolicy | None, name: str) -> Table | Text:
+    """A model's approval policy, or a line saying it has none."""
+    if policy is None:
+        return Text(f"{name} has no approval policy: any version may take any alias or stage.")
+    grid = Table(title="Approval policy", title_justify="left", show_header=False)
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    floors = ", ".join(f"{k} >= {v:g}" for k, v in sorted(policy.metric_floors.items()))
+    grid.add_row("approvals required", str(policy.required_approvals))
+    grid.add_row("metric floors", floors or "none")
+    grid.add_row("protects", ", ".join(policy.protected) or "nothing")
+    if policy.updated_at:
+        grid.add_row("updated", f"{fmt_time(policy.updated_at)} by {policy.updated_by}")
+    return grid
+
+
+def approvals_table(approvals: Sequence[Approval]) -> Table:
+    table = Table(title="Approvals", title_justify="left")
+    table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    table.add_column("by")
+    table.add_column("reason", overflow="fold")
+    table.add_column("when", no_wrap=True)
+    for a in approvals:
+        table.add_row(
+            str(a.version),
+            Text(a.decision, style=_DECISION_STYLE.get(a.decision, "")),
+            a.actor,
+            a.reason or "",
+            fmt_time(a.created_at),
+        )
+    return table
+
+
+def history_table(periods: Sequence[Assignment], title: str, show_label: bool) -> Table:
+    """One row per period a version held an alias or stage: from, to (or "now"), by, why."""
+    table = Table(title=title, title_justify="left")
+    if show_label:
+        table.add_column("alias/stage", style="bold")
+    table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    table.add_column("to", no_wrap=True)
+    table.add_column("by")
+    table.add_column("reason", overflow="fold")
+    for p in periods:
+        row: list[Any] = [f"{p.label} ({p.kind})"] if show_label else []
+        row += [
+            str(p.version),
+            fmt_time(p.started_at),
+            Text("now", style="green") if p.ended_at is None else fmt_time(p.ended_at),
+            p.started_by,
+            p.reason or "",
+        ]
+        table.add_row(*row)
+    return table
