@@ -77,10 +77,15 @@ def set_alias(name: str, alias: str, version: int | str, reason: str | None = No
 
 
 def transition_stage(
-    name: str, version: int | str, stage: str, *, archive_existing: bool = False
+    name: str,
+    version: int | str,
+    stage: str,
+    *,
+    archive_existing: bool = False,
+    reason: str | None = None,
 ) -> ModelVersion:
     return model_registry().transition_stage(
-        name, version, stage, archive_existing=archive_existing
+        name, version, stage, archive_existing=archive_existing, reason=reason
     )
 
 
