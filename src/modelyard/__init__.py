@@ -69,6 +69,9 @@ _EXPORTS: dict[str, str] = {
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
+    "log_model": "modelyard.models.logging",
+    "load_model": "modelyard.models.loader",
+    "models": "modelyard.models",  # a subpackage: my.models.save(...)
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -78,7 +81,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -88,7 +92,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modelyard import models  # noqa: F401
     from modelyard.core.config import Settings  # noqa: F401
     from modelyard.core.errors import ModelyardError  # noqa: F401
+    from modelyard.models.loader import load_model  # noqa: F401
+    from modelyard.models.logging import log_model  # noqa: F401
     from modelyard.sdk.fluent import *  # noqa: F403
     from modelyard.tracking.entities import Metric, Param, Run, RunTag  # noqa: F401

@@ -6,6 +6,10 @@ service (the same database locally; the same server remotely).
 
 from __future__ import annotations
 
+from typing import Any
+
+from modelyard.models import logging as model_logging
+from modelyard.models.loader import register_scheme
 from modelyard.registry.backends import open_registry
 from modelyard.registry.entities import (
     Approval,
@@ -124,3 +128,24 @@ def model_history(
 def rollback(name: str, alias: str = "production", reason: str | None = None) -> ModelVersion:
     """Give ``alias`` back to the version that held it before the current one."""
     return model_registry().rollback(name, alias, reason)
+
+
+def _resolve_models_uri(uri: str) -> str:
+    """Where the package of a ``models:/`` URI lives, for the model loader."""
+    version = model_registry().resolve(uri)
+    return version.source if version.source.startswith("runs:/") else version.artifact_uri
+
+
+def _register_logged_model(name: str, info: Any) -> ModelVersion:
+    """`log_model(..., registered_model_name=...)`: register what was just logged."""
+    return model_registry().register_model(info.model_uri, name)
+
+
+def install() -> None:
+    """Plug the registry into the model loader (``models:/`` URIs) and into
+    ``log_model(registered_model_name=...)``; the loader calls this on first need."""
+    register_scheme("models", _resolve_models_uri)
+    model_logging.REGISTER_HOOK = _register_logged_model
+
+
+install()

@@ -1,7 +1,8 @@
 """The HTTP server: `create_app(settings)` builds the FastAPI app; routers do the rest.
 
-Resources (the tracking service, the artifact root) live on ``app.state`` for the
-app's lifetime and reach handlers through dependencies (``server/deps.py``).
+Resources (the tracking and registry services, the artifact root) live on
+``app.state`` for the app's lifetime and reach handlers through dependencies
+(``server/deps.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from modelyard import __version__
 from modelyard.core.artifacts import open_artifact_store
 from modelyard.core.config import Settings
 from modelyard.core.errors import ModelyardError
+from modelyard.registry.backends import open_registry
 from modelyard.server.mlflow_compat import router as mlflow_router
 from modelyard.server.responses import FastJSONResponse
 from modelyard.server.routes import experiments as experiment_routes
+from modelyard.server.routes import models as model_routes
 from modelyard.server.routes import runs as run_routes
 from modelyard.tracking.backends import open_tracking
 
@@ -33,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.settings = settings
         app.state.tracking = open_tracking(settings)
+        app.state.registry = open_registry(app.state.tracking)
         app.state.artifacts = open_artifact_store(settings.resolved_artifacts)
         try:
             yield
@@ -47,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(experiment_routes.router, prefix="/api/v1")
     app.include_router(run_routes.router, prefix="/api/v1")
+    app.include_router(model_routes.router, prefix="/api/v1")
     app.include_router(mlflow_router.router)
 
     @app.exception_handler(ModelyardError)

@@ -1,10 +1,10 @@
 """The MLflow-compatible API in one router, for `create_app` to include.
 
-Under ``/api/2.0/mlflow``: experiments, runs, metric history and the (always empty)
-logged-models search; beside them the artifact proxy ``/api/2.0/mlflow-artifacts`` and
-the ``/api/3.0/mlflow/server-info`` probe. Anything else under ``/api/{2,3}.0/mlflow``
-answers MLflow's ENDPOINT_NOT_FOUND (and is logged): add new MLflow routers (the model
-registry, say) to ``_ROUTERS`` here, so they come before that fallback.
+Under ``/api/2.0/mlflow``: experiments, runs, metric history, the (always empty)
+logged-models search and the model registry; beside them the artifact proxy
+``/api/2.0/mlflow-artifacts`` and the ``/api/3.0/mlflow/server-info`` probe. Anything
+else under ``/api/{2,3}.0/mlflow`` answers MLflow's ENDPOINT_NOT_FOUND (and is logged):
+add new MLflow routers to ``_ROUTERS`` here, so they come before that fallback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from modelyard.server.mlflow_compat import (
     logged_models,
     metrics,
     probes,
+    registry,
     runs,
 )
 
@@ -29,6 +30,7 @@ _ROUTERS: list[tuple[APIRouter, str]] = [
     (runs.router, PREFIX),
     (metrics.router, PREFIX),
     (logged_models.router, PREFIX),
+    (registry.router, PREFIX),
     (artifacts.router, ""),
     (probes.router, ""),
 ]
