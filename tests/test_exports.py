@@ -28,6 +28,7 @@ PUBLIC_NAMES = [
     "configure",
     "delete_model_version",
     "end_run",
+    "evaluate",
     "flush",
     "get_metric_history",
     "get_model_version",
@@ -84,6 +85,7 @@ DEFINED_IN = {
             "transition_stage",
         )
     },
+    "evaluate": "modelyard.evaluation.evaluate",
     "load_model": "modelyard.models.loader",
     "log_model": "modelyard.models.logging",
     "models": "modelyard.models",  # the subpackage itself

@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
+    "evaluate": "modelyard.evaluation.evaluate",
     "log_model": "modelyard.models.logging",
     "load_model": "modelyard.models.loader",
     "models": "modelyard.models",  # a subpackage: my.models.save(...)
