@@ -19,6 +19,7 @@ from modelyard.core.errors import ModelyardError
 from modelyard.registry.backends import open_registry
 from modelyard.server.mlflow_compat import router as mlflow_router
 from modelyard.server.responses import FastJSONResponse
+from modelyard.server.routes import evaluation as evaluation_routes
 from modelyard.server.routes import experiments as experiment_routes
 from modelyard.server.routes import models as model_routes
 from modelyard.server.routes import runs as run_routes
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(experiment_routes.router, prefix="/api/v1")
     app.include_router(run_routes.router, prefix="/api/v1")
+    app.include_router(evaluation_routes.router, prefix="/api/v1")
     app.include_router(model_routes.router, prefix="/api/v1")
     app.include_router(mlflow_router.router)
 
