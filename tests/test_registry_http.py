@@ -371,7 +371,11 @@ def test_openapi_documents_every_registry_route(tracking_server):  # noqa: F811
         ("get", "/api/v1/models/{name}/aliases/{alias}/at"),
         ("get", "/api/v1/models/resolve"),
     } <= routes
-    assert len(routes) == 28
+    assert len(routes) == 30  # 28 registry routes + the card and the gates
+    assert {
+        ("get", "/api/v1/models/{name}/versions/{version}/card"),
+        ("post", "/api/v1/models/check"),
+    } <= routes
     for method, path in routes:
         op = spec["paths"][path][method]
         assert op["summary"] and op["description"], (method, path)
