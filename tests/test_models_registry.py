@@ -77,6 +77,13 @@ def test_log_register_promote_load_by_alias(local_sdk, data):
         my.load_model("models:/churn@production").predict(X), lr.predict(X)
     )
 
+    card = my.model_card("churn", 1, purpose="Flag customers likely to leave")
+    assert "Flag customers likely to leave" in card and "mean radius" in card
+    assert "card reviewed" in card  # the approval and its reason
+    assert my.model_card("churn", 1, format="html").lstrip().lower().startswith("<!doctype")
+    with pytest.raises(InvalidParameter, match="format must be"):
+        my.model_card("churn", 1, format="pdf")
+
     # The gate compares the two by URI on held-out data.
     verdict = check(
         "models:/churn/2",

@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
             "delete_model_version",
             "get_model_version",
             "get_registered_model",
+            "model_card",
             "model_history",
             "model_registry",
             "register_model",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.core.errors import InvalidParameter
 from modelyard.models import logging as model_logging
 from modelyard.models.loader import register_scheme
 from modelyard.registry.backends import open_registry
@@ -26,6 +27,7 @@ __all__ = [
     "delete_model_version",
     "get_model_version",
     "get_registered_model",
+    "model_card",
     "model_history",
     "model_registry",
     "register_model",
@@ -128,6 +130,23 @@ def model_history(
 def rollback(name: str, alias: str = "production", reason: str | None = None) -> ModelVersion:
     """Give ``alias`` back to the version that held it before the current one."""
     return model_registry().rollback(name, alias, reason)
+
+
+def model_card(
+    name: str,
+    version: int | str,
+    *,
+    format: str = "markdown",
+    purpose: str | None = None,
+    limitations: str | None = None,
+) -> str:
+    """The model card of a version as Markdown or a self-contained HTML page."""
+    from modelyard.registry.card import build_card, render_card
+
+    if format not in ("markdown", "html"):
+        raise InvalidParameter(f"format must be 'markdown' or 'html', got {format!r}")
+    card = build_card(model_registry(), name, version, purpose=purpose, limitations=limitations)
+    return render_card(card, format)
 
 
 def _resolve_models_uri(uri: str) -> str:
