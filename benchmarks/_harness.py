@@ -448,3 +448,17 @@ def fmt_ratio(r: float | None) -> str:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def mlflow_version(python: str | None) -> str:
+    """The mlflow version installed for ``python`` ("(not run)" without one)."""
+    if python is None:
+        return "(not run)"
+    try:
+        out = subprocess.run(
+            [python, "-c", "from importlib.metadata import version; print(version('mlflow'))"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+    except (subprocess.SubprocessError, OSError):
+        return "?"

@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         else "StandardScaler + LogisticRegression"
     )
     title = (
-        f"modelyard vs MLflow {_mlflow_version(theirs_python)} — model packaging and registry, "
+        f"modelyard vs MLflow {h.mlflow_version(theirs_python)} — model packaging and registry, "
         f"{model_desc} on {sizes.rows:,} × {sizes.features}"
         f"{' (--quick)' if args.quick else ''}; ratio = times better for modelyard"
     )
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sizes": asdict(sizes),
                     "cores": os.cpu_count(),
                     "python": platform.python_version(),
-                    "mlflow": _mlflow_version(theirs_python),
+                    "mlflow": h.mlflow_version(theirs_python),
                     "elapsed_s": elapsed,
                     "loadavg_before": load_before,
                     "loadavg_after": load_after,
@@ -539,21 +539,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"results: {args.out}")
     return 1 if bench.errors else 0
-
-
-def _mlflow_version(python: str | None) -> str:
-    if python is None:
-        return "(not run)"
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            [python, "-c", "from importlib.metadata import version; print(version('mlflow'))"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (subprocess.SubprocessError, OSError):
-        return "?"
 
 
 if __name__ == "__main__":

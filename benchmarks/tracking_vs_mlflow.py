@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     title = (
-        f"modelyard vs MLflow {_mlflow_version(theirs_python)} — experiment tracking"
+        f"modelyard vs MLflow {h.mlflow_version(theirs_python)} — experiment tracking"
         f"{' (--quick)' if args.quick else ''}; ratio = speed-up (higher is better for modelyard)"
     )
     h.render_table(
@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sizes": asdict(sizes),
                     "cores": os.cpu_count(),
                     "python": platform.python_version(),
-                    "mlflow": _mlflow_version(theirs_python),
+                    "mlflow": h.mlflow_version(theirs_python),
                     "elapsed_s": elapsed,
                     "loadavg_before": load_before,
                     "loadavg_after": load_after,
@@ -580,21 +580,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"results: {args.out}")
     return 1 if bench.errors else 0
-
-
-def _mlflow_version(python: str | None) -> str:
-    if python is None:
-        return "(not run)"
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            [python, "-c", "from importlib.metadata import version; print(version('mlflow'))"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (subprocess.SubprocessError, OSError):
-        return "?"
 
 
 if __name__ == "__main__":
