@@ -150,13 +150,13 @@ class RestRegistryStore:
         the run snapshot (metrics, lineage, flavor, signature) itself, as the caller
         (the header's user); the snapshot arguments only say what the client saw, so
         ``source`` must be reachable by the server (``runs:/``, ``mlflow-artifacts:/``
-        or shared storage). The client's service has already applied its package
-        check, so the server does not repeat it."""
+        or shared storage). The server checks the package again: what the client can
+        read (a local folder) the server may not, and a version must be loadable."""
         body = {
             "source": source,
             "description": description,
             "tags": tags or {},
-            "require_package": False,
+            "require_package": True,
         }
         return _version(self._call("POST", f"{self._model_path(name)}/versions", body))
 

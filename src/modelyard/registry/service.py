@@ -192,22 +192,27 @@ class RegistryService:
         registered model on first use."""
         check_model_name(name)
         found = self._locate(source, require_package)
-        with contextlib.suppress(ResourceAlreadyExists):
-            self.store.create_registered_model(name)
         manifest = found["manifest"] or {}
-        return self.store.create_model_version(
-            name,
-            source=source,
-            artifact_uri=found["artifact_uri"],
-            run_id=found["run_id"],
-            user_id=user_id or self.store.actor,
-            flavor=manifest.get("flavor"),
-            signature=manifest.get("signature"),
-            metrics=found["metrics"],
-            lineage=found["lineage"],
-            description=description,
-            tags=tags,
-        )
+        version = {
+            "source": source,
+            "artifact_uri": found["artifact_uri"],
+            "run_id": found["run_id"],
+            "user_id": user_id or self.store.actor,
+            "flavor": manifest.get("flavor"),
+            "signature": manifest.get("signature"),
+            "metrics": found["metrics"],
+            "lineage": found["lineage"],
+            "description": description,
+            "tags": tags,
+        }
+        # The version first: a source the store refuses (e.g. a server that cannot
+        # read a client's path) must not leave an empty registered model behind.
+        try:
+            return self.store.create_model_version(name, **version)
+        except ResourceNotFound:
+            with contextlib.suppress(ResourceAlreadyExists):
+                self.store.create_registered_model(name)
+            return self.store.create_model_version(name, **version)
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         return self.store.get_model_version(name, _version_number(version))
