@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.dummy import DummyClassifier
@@ -48,6 +49,16 @@ def test_card_over_http(registered):
     assert "<script>x</script>" not in page.text and "&lt;script&gt;" in page.text
     missing = httpx.get(f"{server.url}/api/v1/models/churn/versions/9/card", timeout=30)
     assert missing.status_code == 404 and "no version 9" in missing.json()["message"]
+
+
+def test_remote_client_loads_by_alias(registered):
+    _, data = registered
+    frame = pd.read_parquet(data)
+    X = frame.drop(columns="target")
+    model = my.load_model("models:/churn@champion")  # resolved by the server, fetched by proxy
+    assert model.metadata.flavor == "sklearn"
+    assert (model.predict(X) == model.raw.predict(X)).all()
+    assert model.predict(X).mean() == pytest.approx(frame.target.mean(), abs=0.1)
 
 
 def test_check_over_http(registered):
