@@ -4,7 +4,7 @@
 #   make lint      ruff check + ruff format --check
 #   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
 #   make demo      run `modelyard demo`
-#   make bench     run the tracking benchmark against MLflow
+#   make bench     run the benchmarks against MLflow (its own venv: make bench-venv)
 #   make clean     remove caches and build output (keeps the venv)
 
 SHELL := /bin/bash
@@ -21,7 +21,7 @@ BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests benchmarks)
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: install lint test test-sqlite test-postgres demo bench clean
+.PHONY: install lint test test-sqlite test-postgres demo bench bench-venv clean
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
 PIP_LOG := $(VENV)/pip-install.log
@@ -59,8 +59,22 @@ test-postgres: install
 demo: install
 	@$(BIN)/modelyard demo
 
-bench: install
+# The anchor in its own environment: the full mlflow package (~850 MB) pins
+# differently from ours, and the benchmarks run each tool with its own interpreter.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed:
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@echo "==> installing mlflow 3.17 into $(BENCH_VENV) (log: $(BENCH_VENV)/pip-install.log)"
+	@$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check install \
+		--root-user-action=ignore 'mlflow==3.17.*' scikit-learn > $(BENCH_VENV)/pip-install.log 2>&1 \
+		|| { grep -v '^WARNING: Location' $(BENCH_VENV)/pip-install.log | tail -40; exit 1; }
+	@touch $@
+
+bench-venv: $(BENCH_VENV)/.installed
+
+bench: install bench-venv
 	@$(BIN)/python benchmarks/tracking_vs_mlflow.py
+	@$(BIN)/python benchmarks/models_vs_mlflow.py
 
 clean:
 	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info

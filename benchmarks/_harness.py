@@ -462,3 +462,31 @@ def mlflow_version(python: str | None) -> str:
         return out.stdout.strip()
     except (subprocess.SubprocessError, OSError):
         return "?"
+
+
+def add_common_args(parser, groups, results) -> None:
+    """The options both benchmark scripts take."""
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
+    parser.add_argument(
+        "--only", nargs="+", choices=groups, metavar="GROUP", help=f"a subset: {' '.join(groups)}"
+    )
+    parser.add_argument(
+        "--mlflow-python",
+        default=str(Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"),
+        help="the interpreter with the full mlflow package (default: .venv-bench)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="run modelyard only")
+    parser.add_argument("--out", type=Path, default=results, help="where the JSON goes")
+
+
+def anchor_python(args) -> str | None:
+    """The MLflow interpreter to use, or None (said on stderr) to run ours alone."""
+    if args.no_mlflow:
+        return None
+    if not Path(args.mlflow_python).exists():
+        print(
+            f"no MLflow interpreter at {args.mlflow_python} (make bench-venv); modelyard only",
+            file=sys.stderr,
+        )
+        return None
+    return args.mlflow_python

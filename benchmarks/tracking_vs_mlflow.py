@@ -508,27 +508,10 @@ STEPS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
-    parser.add_argument(
-        "--only", nargs="+", choices=GROUPS, metavar="GROUP", help=f"a subset: {' '.join(GROUPS)}"
-    )
-    parser.add_argument(
-        "--mlflow-python",
-        default=str(REPO / ".venv-bench" / "bin" / "python"),
-        help="the interpreter with the full mlflow package (default: .venv-bench)",
-    )
-    parser.add_argument("--no-mlflow", action="store_true", help="run modelyard only")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    h.add_common_args(parser, GROUPS, RESULTS)
     args = parser.parse_args(argv)
 
-    theirs_python: str | None = args.mlflow_python
-    if args.no_mlflow or not Path(args.mlflow_python).exists():
-        if not args.no_mlflow:
-            print(
-                f"no MLflow interpreter at {args.mlflow_python} (make bench-venv); modelyard only",
-                file=sys.stderr,
-            )
-        theirs_python = None
+    theirs_python = h.anchor_python(args)
     sizes = Sizes.quick() if args.quick else Sizes()
     only = set(args.only) if args.only else None
     total = sum(STEPS[g] for g in GROUPS if only is None or g in only)
