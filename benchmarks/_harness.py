@@ -490,3 +490,22 @@ def anchor_python(args) -> str | None:
         )
         return None
     return args.mlflow_python
+
+
+@dataclass
+class Row:
+    """One line of a benchmark table (and of its JSON)."""
+
+    workload: str
+    ours: str
+    theirs: str
+    ratio: float | None
+    goal: str
+    met: bool | None  # None: information only, no goal
+    ours_raw: dict[str, Any] | None = None
+    theirs_raw: dict[str, Any] | None = None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        met = "—" if self.met is None else ("yes" if self.met else "NO")
+        return [self.workload, self.ours, self.theirs, fmt_ratio(self.ratio), self.goal, met]

@@ -55,19 +55,7 @@ class Sizes:
         return cls(warm=1, iters=500, warmup=50, repeats=15, registry_runs=1)
 
 
-@dataclass
-class Row:
-    workload: str
-    ours: str
-    theirs: str
-    ratio: float | None
-    goal: str
-    met: bool | None  # None: information only, no goal
-    note: str = ""
-
-    def cells(self) -> list[str]:
-        met = "—" if self.met is None else ("yes" if self.met else "NO")
-        return [self.workload, self.ours, self.theirs, h.fmt_ratio(self.ratio), self.goal, met]
+Row = h.Row
 
 
 @dataclass

@@ -65,21 +65,7 @@ class Sizes:
         )
 
 
-@dataclass
-class Row:
-    workload: str
-    ours: str
-    theirs: str
-    ratio: float | None
-    goal: str
-    met: bool | None  # None: information only, no goal
-    ours_raw: dict[str, Any] | None = None
-    theirs_raw: dict[str, Any] | None = None
-    note: str = ""
-
-    def cells(self) -> list[str]:
-        met = "—" if self.met is None else ("yes" if self.met else "NO")
-        return [self.workload, self.ours, self.theirs, h.fmt_ratio(self.ratio), self.goal, met]
+Row = h.Row
 
 
 @dataclass
