@@ -39,6 +39,14 @@ def _echo(message: str) -> None:
     render.stdout_console().print(message, soft_wrap=True, markup=False)
 
 
+def _report(as_json: bool, document: object, message: str) -> None:
+    """A command's outcome: the document with --json, else one line of text."""
+    if as_json:
+        render.print_json(document)
+    else:
+        _echo(message)
+
+
 def parse_when(text: str) -> int:
     """``--at`` as UTC milliseconds: a date, a local date and time, or ISO 8601."""
     try:
@@ -156,10 +164,11 @@ def register(
 ) -> None:
     """Register a model package as the next version of NAME."""
     mv = _registry(ctx).register_model(source, name, description=description)
-    if as_json:
-        render.print_json(mv.to_dict())
-        return
-    _echo(f"Registered {mv.name} version {mv.version} ({mv.uri}) from {mv.source}")
+    _report(
+        as_json,
+        mv.to_dict(),
+        f"Registered {mv.name} version {mv.version} ({mv.uri}) from {mv.source}",
+    )
 
 
 @app.command("delete")
@@ -182,17 +191,15 @@ def delete(
     reg = _registry(ctx)
     if version is None:
         reg.delete_registered_model(name)
-        if as_json:
-            render.print_json({"deleted": name})
-        else:
-            _echo(f"Deleted model {name}")
+        _report(as_json, {"deleted": name}, f"Deleted model {name}")
         return
     removed = reg.delete_model_version(name, version)
-    if as_json:
-        render.print_json({"deleted": name, "version": version, "aliases_removed": removed})
-        return
     gone = f"; aliases removed with it: {', '.join(removed)}" if removed else ""
-    _echo(f"Deleted {name} version {version}{gone}")
+    _report(
+        as_json,
+        {"deleted": name, "version": version, "aliases_removed": removed},
+        f"Deleted {name} version {version}{gone}",
+    )
 
 
 # -- aliases, stages, approvals ---------------------------------------------------------
@@ -220,16 +227,14 @@ def alias_command(
     reg = _registry(ctx)
     if delete_alias:
         reg.delete_alias(name, alias)
-        if as_json:
-            render.print_json({"name": name, "alias": alias, "version": None})
-        else:
-            _echo(f"Removed alias {name}@{alias}")
+        _report(
+            as_json,
+            {"name": name, "alias": alias, "version": None},
+            f"Removed alias {name}@{alias}",
+        )
         return
     mv = reg.set_alias(name, alias, version, reason)
-    if as_json:
-        render.print_json(mv.to_dict())
-        return
-    _echo(f"{name}@{alias} -> version {mv.version}")
+    _report(as_json, mv.to_dict(), f"{name}@{alias} -> version {mv.version}")
 
 
 @app.command("stage")
@@ -253,11 +258,8 @@ def stage_command(
     mv = _registry(ctx).transition_stage(
         name, version, stage, archive_existing=archive_existing, reason=reason
     )
-    if as_json:
-        render.print_json(mv.to_dict())
-        return
     archived = " (versions previously there archived)" if archive_existing else ""
-    _echo(f"{name} version {mv.version} is now in {mv.stage}{archived}")
+    _report(as_json, mv.to_dict(), f"{name} version {mv.version} is now in {mv.stage}{archived}")
 
 
 @app.command("approve")
@@ -270,11 +272,8 @@ def approve(
 ) -> None:
     """Approve VERSION (counts toward the model's policy)."""
     a = _registry(ctx).approve(name, version, reason)
-    if as_json:
-        render.print_json(a.to_dict())
-        return
     why = f": {a.reason}" if a.reason else ""
-    _echo(f"{name} version {a.version} approved by {a.actor}{why}")
+    _report(as_json, a.to_dict(), f"{name} version {a.version} approved by {a.actor}{why}")
 
 
 @app.command("reject")
@@ -287,10 +286,7 @@ def reject(
 ) -> None:
     """Reject VERSION: it may not take a protected alias or stage until you approve it."""
     a = _registry(ctx).reject(name, version, reason)
-    if as_json:
-        render.print_json(a.to_dict())
-        return
-    _echo(f"{name} version {a.version} rejected by {a.actor}: {a.reason}")
+    _report(as_json, a.to_dict(), f"{name} version {a.version} rejected by {a.actor}: {a.reason}")
 
 
 @app.command("policy")
@@ -404,10 +400,11 @@ def rollback(
     reg = _registry(ctx)
     before = reg.get_version_by_alias(name, alias_name).version
     mv = reg.rollback(name, alias_name, reason)
-    if as_json:
-        render.print_json({"name": name, "alias": alias_name, "from": before, "to": mv.version})
-        return
-    _echo(f"{name}@{alias_name}: version {before} -> version {mv.version}")
+    _report(
+        as_json,
+        {"name": name, "alias": alias_name, "from": before, "to": mv.version},
+        f"{name}@{alias_name}: version {before} -> version {mv.version}",
+    )
 
 
 # -- model card -----------------------------------------------------------------------
