@@ -9,6 +9,7 @@ from the settings on first use, so ``modelyard --help`` never touches a store.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -19,7 +20,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.registry.service import RegistryService
     from modelyard.tracking.service import TrackingService
 
-__all__ = ["JsonFlag", "Services", "View"]
+__all__ = ["JsonFlag", "Services", "View", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (what servers bind by default)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class View(StrEnum):

@@ -84,6 +84,7 @@ class LoadedModel:
         self._predict = predictor.predict
         self._proba = predictor.predict_proba
         self._enforce = None if manifest.signature is None else manifest.signature.enforce
+        self._accepts_matrix = predictor.accepts_matrix
 
     @property
     def flavor(self) -> str:
@@ -104,6 +105,20 @@ class LoadedModel:
     def _predict_proba(self, data: Any) -> Any:
         enforce = self._enforce
         return self._proba(data if enforce is None else enforce(data))
+
+    def matrix_methods(self) -> dict[str, Any] | None:
+        """For servers: ``{"predict": fn, "predict_proba": fn}`` taking a 2-D array
+        already checked against the (columns) signature, in its column order, when
+        the framework computes the same from it as from the DataFrame; else None."""
+        sig = self.signature
+        if sig is None or sig.kind != "columns" or self._accepts_matrix is None:
+            return None
+        if not self._accepts_matrix(sig.input_names):
+            return None
+        methods = {"predict": self._predict}
+        if self._proba is not None:
+            methods["predict_proba"] = self._proba
+        return methods
 
     @property
     def input_example(self) -> Any:

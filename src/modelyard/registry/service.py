@@ -18,6 +18,7 @@ import yaml
 from modelyard.core.artifacts import open_artifact_store
 from modelyard.core.errors import (
     InvalidParameter,
+    InvalidState,
     PolicyViolation,
     ResourceAlreadyExists,
     ResourceNotFound,
@@ -390,3 +391,11 @@ class RegistryService:
 
     def audit(self, name: str) -> list[dict]:
         return self.store.audit_events(name)
+
+    def record_event(self, name: str, action: str, details: dict) -> None:
+        """Add an event to a model's audit trail (serving alerts, for one); stores
+        reached over HTTP keep none (the server that loads the model records it)."""
+        record = getattr(self.store, "record_event", None)
+        if record is None:
+            raise InvalidState("This registry store does not record events")
+        record(name, action, details)

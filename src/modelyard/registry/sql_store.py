@@ -659,3 +659,9 @@ class SqlRegistryStore:
 
     def audit_events(self, name: str) -> list[dict]:
         return list_events(self.engine, "registered_model", name)
+
+    @retrying
+    def record_event(self, name: str, action: str, details: dict) -> None:
+        """An event about a model that changes no registry row (a serving alert)."""
+        with self.engine.begin() as conn:
+            self._audit(conn, action, name, None, details)

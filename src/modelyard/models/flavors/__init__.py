@@ -19,7 +19,7 @@ explicit fallback for objects no flavor knows, with ``allow_pickle=True``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -101,6 +101,9 @@ class Predictor:
     raw: Any
     predict: Callable[[Any], Any]
     predict_proba: Callable[[Any], Any] | None = None
+    # True when predict/predict_proba also take a 2-D array whose columns are these
+    # names in this order (servers skip building a DataFrame per batch then).
+    accepts_matrix: Callable[[Sequence[str]], bool] | None = None
 
 
 class Flavor(Protocol):

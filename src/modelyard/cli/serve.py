@@ -1,0 +1,105 @@
+"""``modelyard serve``: models behind the Open Inference Protocol and plain JSON."""
+
+from __future__ import annotations
+
+import errno
+from typing import Annotated
+
+import typer
+
+from modelyard.cli import is_loopback, render
+
+__all__ = ["serve"]
+
+
+def serve(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="[NAME=]MODEL_URI, one or more: models:/churn@production (follows the "
+            "alias), models:/churn/3, runs:/<id>/model, a folder or a storage URL.",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each loads the models).")
+    ] = 1,
+    name: Annotated[
+        str | None, typer.Option(help="Serve a single MODEL_URI under this name.")
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, help="Most rows per model call (micro-batching; 1 = off).")
+    ] = 64,
+    max_latency_ms: Annotated[
+        float, typer.Option(min=0, help="Longest an idle model waits for a batch to fill.")
+    ] = 2.0,
+    max_queue_rows: Annotated[
+        int, typer.Option(min=1, help="Rows that may wait per model before requests get 503.")
+    ] = 4096,
+    poll_seconds: Annotated[
+        float, typer.Option(min=0, help="How often aliases are checked for a new version.")
+    ] = 5.0,
+    max_body_mb: Annotated[
+        float, typer.Option(min=0.001, help="Larger request bodies get 413.")
+    ] = 32.0,
+    log_predictions: Annotated[
+        str | None,
+        typer.Option(help="Record every prediction as Parquet under this folder or URL."),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Allow models stored with pickle (it can run arbitrary code).")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")
+    ] = "warning",
+) -> None:
+    """Serve models over HTTP until Ctrl+C: Open Inference Protocol (/v2/...),
+    plain JSON (/predict), Prometheus metrics (/metrics)."""
+    from modelyard.server.inference.app import ServingOptions
+    from modelyard.server.inference.run import serve_models
+    from modelyard.serving.batching import BatchPolicy
+    from modelyard.serving.host import parse_model_arg
+
+    if name is not None:
+        if len(models) != 1:
+            raise typer.BadParameter("--name takes a single MODEL_URI", param_hint="--name")
+        models = [f"{name}={models[0]}"]
+    policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue_rows)
+    specs = [parse_model_arg(m, policy, allow_pickle=allow_pickle) for m in models]
+    options = ServingOptions(
+        specs,
+        poll_seconds=poll_seconds,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        prediction_log=log_predictions,
+    )
+    if not is_loopback(host):
+        render.print_warning(
+            f"binding {host}: the model server has no authentication; anyone who can "
+            f"reach port {port} can call the models."
+        )
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{port}"
+    lines = [f"modelyard model server on [bold]{url}[/bold] (Ctrl+C stops it)"]
+    for spec in specs:
+        follow = "  (follows the alias)" if spec.follows else ""
+        lines.append(f"  {spec.name:<14} {spec.uri}{follow}")
+        lines.append(f"  {'':<14} POST {url}/v2/models/{spec.name}/infer")
+    lines.append(f"  {'health':<14} {url}/v2/health/ready    metrics {url}/metrics")
+    render.stderr_console().print("\n".join(lines), soft_wrap=True, highlight=False)
+    try:
+        serve_models(options, host, port, workers=workers, log_level=log_level)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise render_fail(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
+            ) from None
+        raise
+
+
+def render_fail(message: str) -> typer.Exit:
+    render.print_error(message)
+    return typer.Exit(1)

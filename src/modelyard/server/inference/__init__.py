@@ -1,0 +1,1 @@
+"""The model server's HTTP layer: Open Inference Protocol, plain JSON, /metrics."""

@@ -1,0 +1,60 @@
+"""Run the model server under uvicorn: one process, or N worker processes sharing
+one listening socket (each loads its own copy of the models; Prometheus metrics
+are merged across them through a multiprocess directory)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+from modelyard.core.errors import ModelyardError
+from modelyard.server.inference.app import (
+    OPTIONS_ENV,
+    ServingOptions,
+    create_inference_app,
+)
+from modelyard.server.run import _nodelay_socket
+
+__all__ = ["serve_models"]
+
+log = logging.getLogger("modelyard.serving")
+
+
+def serve_models(
+    options: ServingOptions,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    workers: int = 1,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``options.models`` until interrupted; raises when a model cannot load."""
+    import uvicorn
+
+    sock = _nodelay_socket(host, port)
+    common = {"log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 10}
+    if workers <= 1:
+        app = create_inference_app(options)
+        uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
+        failure = getattr(getattr(app.state, "serving", None), "failure", None)
+        if failure:
+            raise ModelyardError(failure)
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
+    os.environ[OPTIONS_ENV] = options.to_json()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        config = uvicorn.Config(
+            "modelyard.server.inference.app:inference_app_from_env",
+            factory=True,
+            workers=workers,
+            **common,
+        )
+        server = uvicorn.Server(config)
+        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
