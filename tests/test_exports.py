@@ -49,6 +49,7 @@ PUBLIC_NAMES = [
     "model_history",
     "model_registry",
     "models",
+    "predict_batch",
     "register_model",
     "reject",
     "rollback",
@@ -90,6 +91,7 @@ DEFINED_IN = {
     "evaluate": "modelyard.evaluation.evaluate",
     "load_model": "modelyard.models.loader",
     "log_model": "modelyard.models.logging",
+    "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # the subpackage itself
 }
 

@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "modelyard.evaluation.evaluate",
     "log_model": "modelyard.models.logging",
     "load_model": "modelyard.models.loader",
+    "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # a subpackage: my.models.save(...)
 }
 
@@ -100,4 +101,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.models.loader import load_model  # noqa: F401
     from modelyard.models.logging import log_model  # noqa: F401
     from modelyard.sdk.fluent import *  # noqa: F403
+    from modelyard.serving.batch import predict_batch  # noqa: F401
     from modelyard.tracking.entities import Metric, Param, Run, RunTag  # noqa: F401
