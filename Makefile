@@ -4,7 +4,7 @@
 #   make lint      ruff check + ruff format --check
 #   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
 #   make demo      run `modelyard demo`
-#   make bench     run the benchmarks against MLflow (its own venv: make bench-venv)
+#   make bench     run the benchmarks against MLflow (its own venv: make bench-venv; wrk: make bench-tools)
 #   make clean     remove caches and build output (keeps the venv)
 
 SHELL := /bin/bash
@@ -21,7 +21,7 @@ BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests benchmarks)
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: install lint test test-sqlite test-postgres demo bench bench-venv clean
+.PHONY: install lint test test-sqlite test-postgres demo bench bench-venv bench-tools clean
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
 PIP_LOG := $(VENV)/pip-install.log
@@ -72,9 +72,17 @@ $(BENCH_VENV)/.installed:
 
 bench-venv: $(BENCH_VENV)/.installed
 
-bench: install bench-venv
+# wrk (the HTTP load generator of the serving benchmark), from Debian when missing.
+SUDO = $(shell test "$$(id -u)" -eq 0 || echo sudo)
+bench-tools:
+	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench: install bench-venv bench-tools
 	@$(BIN)/python benchmarks/tracking_vs_mlflow.py
 	@$(BIN)/python benchmarks/models_vs_mlflow.py
+	@$(BIN)/python benchmarks/serving_vs_mlflow.py
+	@$(BIN)/python benchmarks/batch_vs_mlflow.py
 
 clean:
 	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info

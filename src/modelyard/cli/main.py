@@ -8,15 +8,17 @@ code 1 — never a traceback: `_Group` prints it and exits.
 from __future__ import annotations
 
 import errno
-import ipaddress
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from modelyard._version import __version__
-from modelyard.cli import Services, experiments, models, render, runs
+from modelyard.cli import Services, experiments, is_loopback, models, render, runs
+from modelyard.cli.build import build
 from modelyard.cli.check import check
+from modelyard.cli.predict import predict
+from modelyard.cli.serve import serve
 from modelyard.core.errors import ModelyardError
 
 __all__ = ["app", "fail", "main"]
@@ -42,7 +44,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     name="modelyard",
     cls=_Group,
-    help="modelyard: track experiments, register models, and (soon) serve and watch them.",
+    help="modelyard: track experiments, register models, serve them and run batch predictions.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -52,6 +54,9 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.command("check")(check)
+app.command("serve")(serve)
+app.command("predict")(predict)
+app.command("build")(build)
 
 
 def _version(value: bool) -> None:
@@ -73,15 +78,6 @@ def _root(
     ctx.ensure_object(Services)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @app.command()
 def server(
     host: Annotated[
@@ -97,7 +93,7 @@ def server(
     from modelyard.server.run import serve
 
     settings = load_settings()
-    if not _is_loopback(host):
+    if not is_loopback(host):
         render.print_warning(
             f"binding {host}: the server has no authentication; anyone who can reach "
             f"port {port} can read and write every experiment, run and artifact."

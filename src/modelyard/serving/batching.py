@@ -124,8 +124,8 @@ class MicroBatcher:
                 f"{self.policy.max_queue_rows}); retry shortly"
             )
         loop = asyncio.get_running_loop()
-        if self._task is None:
-            self._wakeup = asyncio.Event()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._wakeup = asyncio.Event()  # first use, or a new event loop
             self._task = loop.create_task(self._loop())
         future = loop.create_future()
         self._queue.append(_Item(data, rows, future, loop.time()))

@@ -196,7 +196,15 @@ class ModelHost:
     def ready(self) -> bool:
         return len(self.models) == len(self.specs)
 
-    def get(self, name: str, version: str | None = None) -> ServedModel:
+    def get(self, name: str | None, version: str | None = None) -> ServedModel:
+        """The version serving ``name`` (None: the only model served)."""
+        if name is None:
+            if len(self.specs) != 1:
+                raise InvalidParameter(
+                    f"This server serves {len(self.specs)} models: POST to /predict/<name> "
+                    f"({', '.join(self.specs)})"
+                )
+            name = next(iter(self.specs))
         served = self.models.get(name)
         if served is None:
             if name in self.specs:

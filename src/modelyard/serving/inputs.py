@@ -165,6 +165,8 @@ class RowAdapter:
         return self.from_frame(pd.DataFrame(records))
 
     def from_array(self, arr: np.ndarray) -> Any:
+        if len(arr) == 0:
+            raise InvalidParameter("No rows to predict")
         if self.mode == "matrix" and self._fits_matrix(arr.dtype):
             return arr.astype(self.matrix_dtype, copy=False)
         if self.mode == "tensor":

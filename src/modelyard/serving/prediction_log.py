@@ -109,7 +109,7 @@ class ParquetSink:
             buf = io.BytesIO()
             pq.write_table(pa.Table.from_pylist(rows), buf)
             name = f"{key}/part-{now_ms()}-{uuid.uuid4().hex[:8]}.parquet"
-            self.store.put_stream(name, io.BytesIO(buf.getvalue()))
+            self.store.put_bytes(buf.getvalue(), name)
 
 
 class PredictionLog:

@@ -189,7 +189,10 @@ def _from_json(name: str, datatype: str, data: Any, size: int) -> np.ndarray:
             if datatype == "BOOL" and array.dtype.kind != "b":
                 raise ValueError("values that are not true/false")
             if array.dtype.kind == "f" and dtype.kind in "iu":
-                raise ValueError("fractional values")
+                if array.size and not np.array_equal(array, np.trunc(array)):
+                    raise ValueError("fractional values")
+                raise ValueError("values too large for an integer type")
+            _check_range(array, dtype)
             array = array.astype(dtype, copy=False).ravel()
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidParameter(f"Input {name!r}: data does not fit {datatype} ({exc})") from None
@@ -198,6 +201,23 @@ def _from_json(name: str, datatype: str, data: Any, size: int) -> np.ndarray:
             f"Input {name!r}: shape holds {size} values but data has {array.size}"
         )
     return array
+
+
+def _check_range(array: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse values the datatype cannot hold (numpy would wrap or overflow silently)."""
+    if array.size == 0 or array.dtype == dtype or dtype.kind == "b":
+        return
+    if dtype.kind in "iu" and array.dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise ValueError(f"{bad} is outside {info.min}..{info.max}")
+    elif dtype.kind == "f" and array.dtype.kind in "iuf":
+        limit = np.finfo(dtype).max
+        finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+        if finite.size and np.abs(finite).max() > limit:
+            raise ValueError(f"{np.abs(finite).max()} is outside +/-{limit:g}")
 
 
 def _from_binary(name: str, datatype: str, chunk: bytes, size: int) -> np.ndarray:

@@ -23,16 +23,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from modelyard.models.signature import SignatureWarning
 from modelyard.server.inference import plain, v2
-from modelyard.server.inference.common import ServingState
+from modelyard.server.inference.common import ServingState, json_response
 from modelyard.serving.batching import BatchPolicy
 from modelyard.serving.host import ModelHost, ModelSpec, ServedModel
-from modelyard.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
 from modelyard.serving.prediction_log import ParquetSink, PredictionLog
 
 __all__ = ["OPTIONS_ENV", "ServingOptions", "create_inference_app", "inference_app_from_env"]
@@ -108,6 +109,7 @@ def create_inference_app(
         new.on_batch = metrics.batch_rows.labels(new.name, new.version).observe
         metrics.load_seconds.labels(new.name, new.version).set(new.load_seconds)
         metrics.serving.labels(new.name, new.version).set(1)
+        metrics.in_flight.labels(new.name)  # the series exists (at 0) before any request
         if old is not None:
             metrics.serving.labels(old.name, old.version).set(0)
 
@@ -162,11 +164,17 @@ def create_inference_app(
                 prediction_log.close()
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return json_response(
+            {"error": f"{exc.detail}: {request.method} {request.url.path}"}, exc.status_code
+        )
 
     return Starlette(
         routes=[*v2.routes(), *plain.routes(), Route("/metrics", metrics_endpoint)],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
     )
 
 

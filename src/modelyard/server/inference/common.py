@@ -115,7 +115,7 @@ class Exchange:
 
     async def run(
         self,
-        name: str,
+        name: str | None,
         version: str | None,
         handle: Callable[[ServedModel, bytes], Awaitable[tuple[Response, Any, Any]]],
     ) -> Response:
@@ -123,7 +123,7 @@ class Exchange:
         gauge = None
         try:
             served = self.served = state.host.get(name, version)
-            gauge = state.metrics.in_flight.labels(name)
+            gauge = state.metrics.in_flight.labels(served.name)
             gauge.inc()
             with served.arrivals:
                 body = await read_body(self.request, state.max_body_bytes)
@@ -154,7 +154,7 @@ class Exchange:
             response.headers["x-model-version"] = self.served.version
         return response
 
-    def _error(self, exc: Exception, name: str) -> Response:
+    def _error(self, exc: Exception, name: str | None) -> Response:
         if not isinstance(exc, ModelyardError):
             if self.served is not None:  # raised by the model's own code
                 log.exception("model %s failed on request %s", name, self.request_id)
@@ -163,7 +163,7 @@ class Exchange:
                 log.exception("request %s failed", self.request_id)
                 exc = ModelyardError(f"Internal error: {type(exc).__name__}: {exc}")
         known = self.served is not None or isinstance(exc, NotReady)
-        self.state.metrics.errors.labels(name if known else "", _kind(exc)).inc()
+        self.state.metrics.errors.labels((name or "") if known else "", _kind(exc)).inc()
         headers = {"retry-after": "1"} if exc.http_status == 503 else None
         return json_response(self.error_body(exc), exc.http_status, headers)
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.core.errors import InvalidParameter, ModelyardError
+from modelyard.core.errors import ModelyardError
 from modelyard.server.inference.common import Exchange, ServingState, json_response
 from modelyard.serving.host import ServedModel
 from modelyard.serving.inputs import rows_of
@@ -31,15 +31,7 @@ def _error(exc: ModelyardError) -> dict:
 
 async def predict(request: Request) -> Response:
     state: ServingState = request.app.state.serving
-    name = request.path_params.get("name")
-    if name is None:
-        if len(state.host.specs) != 1:
-            exc = InvalidParameter(
-                f"This server serves {len(state.host.specs)} models: POST to "
-                f"/predict/<name> ({', '.join(state.host.specs)})"
-            )
-            return json_response(_error(exc), 400)
-        name = next(iter(state.host.specs))
+    name = request.path_params.get("name")  # None: the only model served
     proba = request.query_params.get("proba", "").lower() in ("1", "true", "yes")
     method = "predict_proba" if proba else "predict"
 

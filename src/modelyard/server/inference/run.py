@@ -36,8 +36,15 @@ def serve_models(
     sock = _nodelay_socket(host, port)
     common = {"log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 10}
     if workers <= 1:
-        app = create_inference_app(options)
-        uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
+        server: uvicorn.Server | None = None
+
+        def stop(error: Exception) -> None:  # a model that cannot load: shut down
+            if server is not None:
+                server.should_exit = True
+
+        app = create_inference_app(options, on_fatal=stop)
+        server = uvicorn.Server(uvicorn.Config(app, **common))
+        server.run(sockets=[sock])
         failure = getattr(getattr(app.state, "serving", None), "failure", None)
         if failure:
             raise ModelyardError(failure)
@@ -54,7 +61,6 @@ def serve_models(
             workers=workers,
             **common,
         )
-        server = uvicorn.Server(config)
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
