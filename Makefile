@@ -3,6 +3,7 @@
 #   make install   create or reuse $(VENV) and install modelyard[dev] (editable)
 #   make lint      ruff check + ruff format --check
 #   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
+#                  (installs the Debian tools the tests run for real: make test-tools)
 #   make demo      run `modelyard demo`
 #   make bench     run the benchmarks against MLflow (its own venv: make bench-venv; wrk: make bench-tools)
 #   make clean     remove caches and build output (keeps the venv)
@@ -21,7 +22,7 @@ BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests benchmarks)
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: install lint test test-sqlite test-postgres demo bench bench-venv bench-tools clean
+.PHONY: install lint test test-tools test-sqlite test-postgres demo bench bench-venv bench-tools clean
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
 PIP_LOG := $(VENV)/pip-install.log
@@ -44,7 +45,7 @@ lint: install
 	@echo "==> ruff format --check"
 	@$(BIN)/ruff format --check --quiet $(LINT_PATHS)
 
-test: lint
+test: lint test-tools
 	@$(MAKE) --no-print-directory test-sqlite
 	@$(MAKE) --no-print-directory test-postgres
 
@@ -72,11 +73,18 @@ $(BENCH_VENV)/.installed:
 
 bench-venv: $(BENCH_VENV)/.installed
 
-# wrk (the HTTP load generator of the serving benchmark), from Debian when missing.
 SUDO = $(shell test "$$(id -u)" -eq 0 || echo sudo)
+APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+
+# Prometheus scrapes the model server in a test: Debian's package when missing.
+test-tools:
+	@command -v prometheus >/dev/null || { echo "==> installing prometheus (Debian)"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null; }
+
+# wrk (the HTTP load generator of the serving benchmark), from Debian when missing.
 bench-tools:
 	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) wrk; }
 
 bench: install bench-venv bench-tools
 	@$(BIN)/python benchmarks/tracking_vs_mlflow.py

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import signal
 import socket
 import statistics
@@ -509,3 +510,18 @@ class Row:
     def cells(self) -> list[str]:
         met = "—" if self.met is None else ("yes" if self.met else "NO")
         return [self.workload, self.ours, self.theirs, fmt_ratio(self.ratio), self.goal, met]
+
+
+def write_results(path: Path, meta: dict[str, Any], errors: list[str], **sections: Any) -> None:
+    """Print the run's errors and save it as JSON: ``meta`` (with the date, cores and
+    Python version added), then ``sections``, then ``errors``."""
+    for err in errors:
+        print(f"! {err}", file=sys.stderr)
+    stamp = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    doc = {"meta": stamp | meta, **sections, "errors": errors}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str))

@@ -277,28 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         f"modelyard batch {args.batch_size:,} rows · took {elapsed / 60:.1f} min · load "
         f"average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after{agree}"
     )
-    for err in errors:
-        print(f"! {err}", file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "meta": {
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "rows": rows,
-                    "features": FEATURES,
-                    "batch_size": args.batch_size,
-                    "cores": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "mlflow": h.mlflow_version(theirs_python),
-                    "elapsed_s": elapsed,
-                },
-                "results": results,
-                "outputs": check,
-                "errors": errors,
-            },
-            indent=2,
-        )
+    h.write_results(
+        args.out,
+        {
+            "rows": rows,
+            "features": FEATURES,
+            "batch_size": args.batch_size,
+            "mlflow": h.mlflow_version(theirs_python),
+            "elapsed_s": elapsed,
+        },
+        errors,
+        results=results,
+        outputs=check,
     )
     print(f"results: {args.out}")
     bad = check is not None and (not check["same_ids"] or check["agree"] < 0.999)

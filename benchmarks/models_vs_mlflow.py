@@ -18,7 +18,6 @@ issue 3. Results also go to ``benchmarks/results/models_vs_mlflow.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -482,31 +481,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if r.note:
             print(f"  {r.workload.split('.')[0]}: {r.note}")
-    for err in bench.errors:
-        print(f"! {err}", file=sys.stderr)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "meta": {
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "quick": args.quick,
-                    "model": args.model,
-                    "sizes": asdict(sizes),
-                    "cores": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "mlflow": h.mlflow_version(theirs_python),
-                    "elapsed_s": elapsed,
-                    "loadavg_before": load_before,
-                    "loadavg_after": load_after,
-                },
-                "rows": [asdict(r) for r in rows],
-                "raw": bench.raw,
-                "errors": bench.errors,
-            },
-            indent=2,
-        )
+    h.write_results(
+        args.out,
+        {
+            "quick": args.quick,
+            "model": args.model,
+            "sizes": asdict(sizes),
+            "mlflow": h.mlflow_version(theirs_python),
+            "elapsed_s": elapsed,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        bench.errors,
+        rows=[asdict(r) for r in rows],
+        raw=bench.raw,
     )
     print(f"results: {args.out}")
     return 1 if bench.errors else 0

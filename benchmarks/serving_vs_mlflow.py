@@ -53,8 +53,7 @@ sys.path.insert(0, str(HERE))
 
 import _harness as h  # noqa: E402
 
-OURS_SCRIPT = HERE / "serving_workloads_modelyard.py"
-THEIRS_SCRIPT = HERE / "serving_workloads_mlflow.py"
+WORKER = HERE / "serving_workloads.py"
 LUA = HERE / "serving_wrk.lua"
 RESULTS = HERE / "results" / "serving_vs_mlflow.json"
 PATHS = ["tensor", "records"]
@@ -259,13 +258,13 @@ class Bench:
         self.progress(f"training and saving the model — {tool}")
         if tool == "mlflow":
             assert self.theirs_python is not None
-            python, script, env = self.theirs_python, THEIRS_SCRIPT, {}
+            python, env = self.theirs_python, {}
             args = ["--out", str(home / "model")]
         else:
-            python, script, env = self.ours_python, OURS_SCRIPT, {"MODELYARD_HOME": str(home)}
+            python, env = self.ours_python, {"MODELYARD_HOME": str(home)}
             args = []
-        args += ["--data", str(self.data_path), "--check", str(CHECK_ROWS)]
-        return h.run_workload(python, script, "save", env=env, cwd=home, args=args).data
+        args += ["--tool", tool, "--data", str(self.data_path), "--check", str(CHECK_ROWS)]
+        return h.run_workload(python, WORKER, "save", env=env, cwd=home, args=args).data
 
     def mlflow_server(self, home: Path, model_uri: str) -> h.Server:
         assert self.theirs_python is not None
@@ -732,32 +731,21 @@ def main(argv: list[str] | None = None) -> int:
     if goals:
         met = sum(1 for g in goals if g.met)
         print(f"goals met: {met} of {len(goals)}")
-    for err in bench.errors:
-        print(f"! {err}", file=sys.stderr)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "meta": bench.meta
-                | {
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "quick": args.quick,
-                    "plan": asdict(plan),
-                    "cores": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "mlflow": version,
-                    "elapsed_s": elapsed,
-                    "loadavg_before": load_before,
-                    "loadavg_after": load_after,
-                    "notes": notes,
-                },
-                "cells": [asdict(c) for c in bench.cells],
-                "goals": [asdict(g) for g in goals],
-                "errors": bench.errors,
-            },
-            indent=2,
-        )
+    h.write_results(
+        args.out,
+        bench.meta
+        | {
+            "quick": args.quick,
+            "plan": asdict(plan),
+            "mlflow": version,
+            "elapsed_s": elapsed,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+            "notes": notes,
+        },
+        bench.errors,
+        cells=[asdict(c) for c in bench.cells],
+        goals=[asdict(g) for g in goals],
     )
     print(f"results: {args.out}")
     return 1 if bench.errors else 0

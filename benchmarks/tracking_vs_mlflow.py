@@ -16,7 +16,6 @@ Results also go to ``benchmarks/results/tracking_vs_mlflow.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -523,29 +522,18 @@ def main(argv: list[str] | None = None) -> int:
         f"took {elapsed / 60:.1f} min · load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after · medians of 3 fresh subprocesses where one takes < 10 s"
     )
-    for err in bench.errors:
-        print(f"! {err}", file=sys.stderr)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "meta": {
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "quick": args.quick,
-                    "sizes": asdict(sizes),
-                    "cores": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "mlflow": h.mlflow_version(theirs_python),
-                    "elapsed_s": elapsed,
-                    "loadavg_before": load_before,
-                    "loadavg_after": load_after,
-                },
-                "rows": [asdict(r) for r in rows],
-                "errors": bench.errors,
-            },
-            indent=2,
-        )
+    h.write_results(
+        args.out,
+        {
+            "quick": args.quick,
+            "sizes": asdict(sizes),
+            "mlflow": h.mlflow_version(theirs_python),
+            "elapsed_s": elapsed,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        bench.errors,
+        rows=[asdict(r) for r in rows],
     )
     print(f"results: {args.out}")
     return 1 if bench.errors else 0

@@ -8,10 +8,12 @@ the right status, and records metrics and the prediction log entry at the end.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,6 +50,30 @@ class ServingState:
     max_body_bytes: int
     prediction_log: PredictionLog | None = None
     failure: str | None = None
+    ready_dir: str | None = None
+    workers: int = 1
+
+    def mark_ready(self) -> None:
+        if self.ready_dir is not None:
+            Path(self.ready_dir, str(os.getpid())).touch()
+
+    @property
+    def ready(self) -> bool:
+        """This process has its models; with several workers, every worker has."""
+        if not self.host.ready:
+            return False
+        if self.ready_dir is None:
+            return True
+        alive = 0
+        for marker in Path(self.ready_dir).iterdir():
+            try:
+                os.kill(int(marker.name), 0)
+            except (ValueError, ProcessLookupError):
+                continue
+            except PermissionError:
+                pass
+            alive += 1
+        return alive >= self.workers
 
 
 def json_response(content: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -163,7 +189,8 @@ class Exchange:
                 log.exception("request %s failed", self.request_id)
                 exc = ModelyardError(f"Internal error: {type(exc).__name__}: {exc}")
         known = self.served is not None or isinstance(exc, NotReady)
-        self.state.metrics.errors.labels((name or "") if known else "", _kind(exc)).inc()
+        label = self.served.name if self.served is not None else (name if known else None)
+        self.state.metrics.errors.labels(label or "", _kind(exc)).inc()
         headers = {"retry-after": "1"} if exc.http_status == 503 else None
         return json_response(self.error_body(exc), exc.http_status, headers)
 

@@ -4,6 +4,7 @@ are merged across them through a multiprocess directory)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -52,6 +53,8 @@ def serve_models(
     from uvicorn.supervisors import Multiprocess
 
     metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
+    ready_dir = tempfile.mkdtemp(prefix="modelyard-ready-")
+    options = dataclasses.replace(options, workers=workers, ready_dir=ready_dir)
     os.environ[OPTIONS_ENV] = options.to_json()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
@@ -64,3 +67,4 @@ def serve_models(
         Multiprocess(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(ready_dir, ignore_errors=True)

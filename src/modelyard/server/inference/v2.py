@@ -40,7 +40,7 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     state = _state(request)
-    if state.host.ready:
+    if state.ready:
         return json_response({"ready": True})
     return json_response({"ready": False, "error": state.failure or "models are loading"}, 400)
 
