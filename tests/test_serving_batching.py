@@ -218,3 +218,23 @@ def test_policy_refuses_nonsense():
         BatchPolicy(max_batch_size=0)
     with pytest.raises(ValueError, match="max_latency_ms"):
         BatchPolicy(max_latency_ms=-1)
+
+
+def test_batching_can_differ_per_served_model():
+    from typer.testing import CliRunner
+
+    from modelyard.cli.main import app
+    from modelyard.cli.serve import apply_batch_overrides
+    from modelyard.serving.host import parse_model_arg
+
+    base = BatchPolicy(max_batch_size=64, max_latency_ms=2)
+    specs = [parse_model_arg(a, base) for a in ("churn=models:/churn@production", "fraud=/m")]
+    churn, fraud = apply_batch_overrides(specs, ["churn=256:5", "fraud=8"])
+    assert (churn.policy.max_batch_size, churn.policy.max_latency_ms) == (256, 5.0)
+    assert (fraud.policy.max_batch_size, fraud.policy.max_latency_ms) == (8, 2.0)
+    assert churn.follows and not fraud.follows
+
+    result = CliRunner().invoke(app, ["serve", "churn=/m", "--batch", "other=8"])
+    assert result.exit_code == 2 and "no served model is named 'other'" in result.output
+    result = CliRunner().invoke(app, ["serve", "churn=/m", "--batch", "churn=many"])
+    assert result.exit_code == 2 and "NAME=MAX_BATCH_SIZE" in result.output

@@ -40,6 +40,14 @@ def serve(
     max_queue_rows: Annotated[
         int, typer.Option(min=1, help="Rows that may wait per model before requests get 503.")
     ] = 4096,
+    batch: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Per-model batching, repeatable: NAME=MAX_BATCH_SIZE[:MAX_LATENCY_MS] "
+            "(e.g. churn=256:5); other models use the two options above.",
+            show_default=False,
+        ),
+    ] = None,
     poll_seconds: Annotated[
         float, typer.Option(min=0, help="How often aliases are checked for a new version.")
     ] = 5.0,
@@ -70,6 +78,7 @@ def serve(
         models = [f"{name}={models[0]}"]
     policy = BatchPolicy(max_batch_size, max_latency_ms, max_queue_rows)
     specs = [parse_model_arg(m, policy, allow_pickle=allow_pickle) for m in models]
+    specs = apply_batch_overrides(specs, batch or [])
     options = ServingOptions(
         specs,
         poll_seconds=poll_seconds,
@@ -98,6 +107,35 @@ def serve(
                 f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
             ) from None
         raise
+
+
+def apply_batch_overrides(specs: list, overrides: list[str]) -> list:
+    """``NAME=ROWS[:MS]`` gives one served model its own batch size and latency."""
+    from dataclasses import replace
+
+    by_name = {s.name: s for s in specs}
+    for item in overrides:
+        name, _, value = item.partition("=")
+        rows, _, ms = value.partition(":")
+        if name not in by_name:
+            raise typer.BadParameter(
+                f"{item!r}: no served model is named {name!r} ({', '.join(by_name)})",
+                param_hint="--batch",
+            )
+        try:
+            spec = by_name[name]
+            policy = replace(
+                spec.policy,
+                max_batch_size=int(rows),
+                max_latency_ms=float(ms) if ms else spec.policy.max_latency_ms,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(
+                f"{item!r}: expected NAME=MAX_BATCH_SIZE[:MAX_LATENCY_MS] ({exc})",
+                param_hint="--batch",
+            ) from None
+        by_name[name] = replace(spec, policy=policy)
+    return [by_name[s.name] for s in specs]
 
 
 def render_fail(message: str) -> typer.Exit:
