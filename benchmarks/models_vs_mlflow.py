@@ -33,8 +33,7 @@ sys.path.insert(0, str(HERE))
 import _harness as h  # noqa: E402
 
 REPO = HERE.parent
-OURS_SCRIPT = HERE / "models_workloads_modelyard.py"
-THEIRS_SCRIPT = HERE / "models_workloads_mlflow.py"
+WORKER = HERE / "models_workloads.py"
 RESULTS = HERE / "results" / "models_vs_mlflow.json"
 TOOLS = ("modelyard", "mlflow")
 
@@ -71,11 +70,11 @@ class Bench:
     def enabled(self, tool: str) -> bool:
         return tool == "modelyard" or self.theirs_python is not None
 
-    def _python_script(self, tool: str) -> tuple[str, Path]:
+    def _python(self, tool: str) -> str:
         if tool == "modelyard":
-            return self.ours_python, OURS_SCRIPT
+            return self.ours_python
         assert self.theirs_python is not None
-        return self.theirs_python, THEIRS_SCRIPT
+        return self.theirs_python
 
     def _env(self, tool: str, home: Path, uri: str | None = None) -> dict[str, str]:
         if tool == "modelyard":
@@ -91,15 +90,14 @@ class Bench:
     def run_once(
         self, tool: str, workload: str, extra: list[str], uri: str | None = None
     ) -> h.WorkloadResult:
-        python, script = self._python_script(tool)
         with h.temp_home(f"models-{tool}") as home:
             return h.run_workload(
-                python,
-                script,
+                self._python(tool),
+                WORKER,
                 workload,
                 env=self._env(tool, home, uri),
                 cwd=home,
-                args=self._args(extra),
+                args=["--tool", tool, *self._args(extra)],
             )
 
     def measure(

@@ -1,15 +1,19 @@
-"""MLflow side of the model benchmark: one workload per call, one JSON line out.
+"""The worker of the model benchmark: one workload per call, one JSON line out, in
+the interpreter of the tool it measures.
 
-    python models_workloads_mlflow.py save --data data.parquet --json
+    MODELYARD_HOME=/tmp/x python models_workloads.py save --tool modelyard \
+        --data data.parquet --json
     MLFLOW_TRACKING_URI=http://127.0.0.1:5001 \
-        python models_workloads_mlflow.py registry --data data.parquet --json
+        python models_workloads.py registry --tool mlflow --data data.parquet --json
 
-Mirrors ``models_workloads_modelyard.py`` call for call: the same scikit-learn model
-trained on the same Parquet file (``--data``, written once by the parent), the
-same input example (its first 5 rows), the same timers. Runs under the interpreter
-that has the full ``mlflow`` package (``.venv-bench``). Training, reading the data
-and verification are outside every timer; ``mlflow`` itself is imported before the
-timers start (the tracking benchmark measures imports).
+Both tools run the same bodies: the same scikit-learn model trained on the same
+Parquet file (``--data``, written once by the parent), the same input example (its
+first 5 rows), the same timers; only the calls in ``Modelyard`` / ``Mlflow`` differ,
+and only the chosen tool is imported (the MLflow venv has no modelyard, ours no full
+mlflow). Training, reading the data and verification are outside every timer; the
+tool and its model API are imported before the timers start (the tracking benchmark
+measures imports). ``--profile FILE`` runs the workload under cProfile and writes
+the stats there.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-TOOL = "mlflow"
 # A new experiment and model name per process: repeats against one server must not
 # see each other's runs or versions.
 TAG = f"{os.getpid()}-{time.time_ns()}"
@@ -32,7 +35,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# -- data and model (identical in both workload files) -----------------------------------
+# -- data and model ----------------------------------------------------------------------
 
 
 def _read(data: str):
@@ -66,31 +69,123 @@ def _dir_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
-# -- the tool's calls (the only part that differs from the modelyard file) ----------------
+# -- the tool's calls (the only part that differs between the tools) -----------------------
+
+
+class Modelyard:
+    name = "modelyard"
+
+    @staticmethod
+    def import_api():
+        import modelyard as my
+
+        # The package root is lazy; load the API used here before the timers, as
+        # `import mlflow` (+ mlflow.sklearn, mlflow.pyfunc) does on the other side.
+        for api in ("models", "load_model", "log_model", "register_model", "set_alias"):
+            getattr(my, api)
+        return my
+
+    @staticmethod
+    def save(model, path: Path, example) -> None:
+        import modelyard as my
+
+        my.models.save(model, path, input_example=example)
+
+    @staticmethod
+    def load(uri: str):
+        import modelyard as my
+
+        return my.load_model(uri)
+
+    @staticmethod
+    def raw(loaded):
+        return loaded.raw
+
+    @staticmethod
+    def cycle(model, example, name: str, run_name: str) -> dict:
+        my = Modelyard.import_api()
+        my.start_run(experiment=f"bench-models-{TAG}", run_name=run_name)
+        return _timed_cycle(
+            lambda: my.log_model(model, name="model", input_example=example),
+            my.end_run,
+            lambda uri: my.register_model(uri, name),
+            lambda version: my.set_alias(name, "champion", version),
+        )
+
+    @staticmethod
+    def alias_version(name: str) -> str:
+        import modelyard as my
+
+        return str(my.model_registry().resolve(f"models:/{name}@champion").version)
+
+
+class Mlflow:
+    name = "mlflow"
+
+    @staticmethod
+    def import_api():
+        import mlflow
+        import mlflow.pyfunc
+        import mlflow.sklearn
+
+        return mlflow
+
+    @staticmethod
+    def save(model, path: Path, example) -> None:
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(model, str(path), input_example=example)
+
+    @staticmethod
+    def load(uri: str):
+        import mlflow.pyfunc
+
+        return mlflow.pyfunc.load_model(uri)
+
+    @staticmethod
+    def raw(loaded):
+        return loaded.get_raw_model()
+
+    @staticmethod
+    def cycle(model, example, name: str, run_name: str) -> dict:
+        mlflow = Mlflow.import_api()
+        from mlflow import MlflowClient
+
+        mlflow.set_experiment(f"bench-models-{TAG}")
+        client = MlflowClient()
+        mlflow.start_run(run_name=run_name)
+        return _timed_cycle(
+            lambda: mlflow.sklearn.log_model(model, name="model", input_example=example),
+            mlflow.end_run,
+            lambda uri: mlflow.register_model(uri, name),
+            lambda version: client.set_registered_model_alias(name, "champion", version),
+        )
+
+    @staticmethod
+    def alias_version(name: str) -> str:
+        from mlflow import MlflowClient
+
+        return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
+
+
+TOOLS = {t.name: t for t in (Modelyard, Mlflow)}
+TOOL: type = Modelyard  # main() sets it from --tool
 
 
 def _import():
-    import mlflow
-    import mlflow.pyfunc
-    import mlflow.sklearn
-
-    return mlflow
+    return TOOL.import_api()
 
 
 def _save(model, path: Path, example) -> None:
-    import mlflow.sklearn
-
-    mlflow.sklearn.save_model(model, str(path), input_example=example)
+    TOOL.save(model, path, example)
 
 
 def _load(uri: str):
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(uri)
+    return TOOL.load(uri)
 
 
 def _raw(loaded):
-    return loaded.get_raw_model()
+    return TOOL.raw(loaded)
 
 
 # -- workloads -------------------------------------------------------------------------------
@@ -271,20 +366,21 @@ def _verify_alias(name: str, X, model) -> tuple[bool, str | None]:
 
 
 def registry(data: str, kind: str, again: bool) -> dict:
-    """Against the server in ``MLFLOW_TRACKING_URI``: ``log_model`` in a run (timed
-    with the run's end, so nothing deferred escapes the timer), ``register_model``,
-    set the ``champion`` alias. The run is started before the timer. Verified after:
-    the alias resolves to the new version, and the model loaded through it predicts
-    what the trained model does. With ``again``, a second cycle in the same process
-    (version 2 takes the alias) is timed too: the ``warm_*`` fields."""
+    """Against the server in ``MODELYARD_TRACKING_URI`` (or ``MLFLOW_TRACKING_URI``):
+    ``log_model`` in a run (timed with the run's end, so nothing deferred escapes the
+    timer), ``register_model``, set the ``champion`` alias. The run is started before
+    the timer. Verified after: the alias resolves to the new version, and the model
+    loaded through it predicts what the trained model does. With ``again``, a second
+    cycle in the same process (version 2 takes the alias) is timed too: the
+    ``warm_*`` fields."""
     X, y = _read(data)
     model = _train(kind, X, y)
     example = X.head(5)
     name = f"bench-{TAG}"
     result = {}
     for prefix in ("", "warm_") if again else ("",):
-        cycle = _cycle(model, example, name, prefix or "cold")
-        got = _alias_version(name)
+        cycle = TOOL.cycle(model, example, name, prefix or "cold")
+        got = TOOL.alias_version(name)
         ok, error = _verify_alias(name, X, model)
         result |= {prefix + k: v for k, v in cycle.items()} | {
             prefix + "alias_version": got,
@@ -318,28 +414,6 @@ def _timed_cycle(log, end, register, alias) -> dict:
     }
 
 
-def _cycle(model, example, name: str, run_name: str) -> dict:
-    """One log_model + register + alias, the run started before the timer."""
-    mlflow = _import()
-    from mlflow import MlflowClient
-
-    mlflow.set_experiment(f"bench-models-{TAG}")
-    client = MlflowClient()
-    mlflow.start_run(run_name=run_name)
-    return _timed_cycle(
-        lambda: mlflow.sklearn.log_model(model, name="model", input_example=example),
-        mlflow.end_run,
-        lambda uri: mlflow.register_model(uri, name),
-        lambda version: client.set_registered_model_alias(name, "champion", version),
-    )
-
-
-def _alias_version(name: str) -> str:
-    from mlflow import MlflowClient
-
-    return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -348,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "workload", choices=["save", "load", "predict_row", "predict_batch", "registry"]
     )
+    parser.add_argument("--tool", choices=sorted(TOOLS), required=True)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--data", required=True, help="the Parquet file (features f*, target y)")
     parser.add_argument("--model", default="logreg", choices=["logreg", "forest"])
@@ -360,7 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--again", action="store_true", help="registry: time a second cycle in the same process"
     )
+    parser.add_argument("--profile", help="write cProfile stats of the workload to this file")
     a = parser.parse_args(argv)
+    global TOOL
+    TOOL = TOOLS[a.tool]
+    if a.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     if a.workload == "save":
         result = save(a.data, a.model, a.warm, a.out)
     elif a.workload == "load":
@@ -371,8 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         result = predict_batch(a.data, a.model, a.repeats)
     else:
         result = registry(a.data, a.model, a.again)
+    if a.profile:
+        profiler.disable()
+        profiler.dump_stats(a.profile)
     result |= {
-        "tool": TOOL,
+        "tool": TOOL.name,
         "workload": a.workload,
         "model": a.model,
         "peak_rss_mb": _peak_rss_mb(),
