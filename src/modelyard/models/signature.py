@@ -35,7 +35,14 @@ import pandas as pd
 
 from modelyard.core.errors import InvalidParameter
 
-__all__ = ["FieldSpec", "Signature", "SignatureWarning", "dtype_name", "infer_signature"]
+__all__ = [
+    "FieldSpec",
+    "Signature",
+    "SignatureWarning",
+    "casts_safely",
+    "dtype_name",
+    "infer_signature",
+]
 
 _KINDS = ("columns", "tensor")
 _SPECIAL = ("string", "object", "category")
@@ -325,6 +332,16 @@ def _plan(got: Any, want: str) -> Any:
             raise _Refused(f"{got} to {want} would drop the fractional part")
         raise _Refused(f"{got} to {want} could overflow or lose information")
     raise _Refused("no safe conversion")
+
+
+def casts_safely(dtype: Any, want: str) -> bool:
+    """True when enforcement takes ``dtype`` for a field of dtype ``want``, as it is
+    or by one of the safe conversions above (servers check rows with this)."""
+    try:
+        _plan(dtype, want)
+    except _Refused:
+        return False
+    return True
 
 
 def _check_tensor(spec: FieldSpec, data: Any) -> np.ndarray:

@@ -27,11 +27,12 @@ from modelyard.core.errors import InvalidParameter, ModelyardError, ResourceNotF
 from modelyard.serving.batching import Arrivals, BatchPolicy, MicroBatcher
 from modelyard.serving.inputs import RowAdapter, split_rows
 
-__all__ = ["ModelHost", "ModelSpec", "ServedModel", "parse_model_arg"]
+__all__ = ["ModelHost", "ModelSpec", "ServedModel", "parse_model_arg", "record_in_registry"]
 
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}$")
+_REGISTRY_NAME = re.compile(r"^models:/([^/@]+)")
 _FOLLOWED = re.compile(r"^models:/[^/@]+(@[^/@]+|/[A-Za-z][A-Za-z]*)/?$")  # alias or stage
 METHODS = ("predict", "predict_proba")
 
@@ -58,7 +59,7 @@ def parse_model_arg(arg: str, policy: BatchPolicy | None = None, **kw: Any) -> M
     if not sep or "/" in name or ":" in name:
         name, uri = "", arg
     if not name:
-        m = re.match(r"^models:/([^/@]+)", uri)
+        m = _REGISTRY_NAME.match(uri)
         name = m.group(1) if m else "model"
     if not _NAME_RE.match(name):
         raise InvalidParameter(
@@ -161,8 +162,8 @@ class ModelHost:
     - ``resolve(uri) -> (version, exact_uri)``: which version a URI names now
       (default: the model registry for ``models:/``, else version "1").
     - ``load(exact_uri, allow_pickle)``: the model loader.
-    - ``on_event(action, details)``: where alert events go (the server records them
-      in the audit log).
+    - ``on_event(action, details)``: where swap and alert events go (default:
+      ``record_in_registry``, the model's audit trail).
     """
 
     def __init__(
@@ -185,7 +186,7 @@ class ModelHost:
         self.poll_seconds = poll_seconds
         self._resolve = resolve or default_resolve
         self._load = load or default_load
-        self._on_event = on_event or (lambda action, details: None)
+        self._on_event = on_event or record_in_registry
         self._on_loaded = on_loaded
         self._on_load_failed = on_load_failed
         self.models: dict[str, ServedModel] = {}
@@ -250,7 +251,7 @@ class ModelHost:
             )
             self._on_event(
                 "serving.swapped",
-                {"model": spec.name, "from": current.version, "to": version},
+                {"model": spec.name, "uri": spec.uri, "from": current.version, "to": version},
             )
             task = asyncio.get_running_loop().create_task(current.aclose())
             self._retiring.add(task)
@@ -315,6 +316,20 @@ class NotReady(ModelyardError):
 
     code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
+
+
+def record_in_registry(action: str, details: dict) -> None:
+    """Swaps and load failures of a registry model go to its audit trail; a failure to
+    record is logged, never raised (an alert must not stop serving)."""
+    registered = _REGISTRY_NAME.match(str(details.get("uri", "")))
+    if registered is None:
+        return
+    from modelyard.sdk.registry import model_registry
+
+    try:
+        model_registry().record_event(registered.group(1), action, details)
+    except Exception as exc:
+        log.warning("could not record %s for %s: %s", action, details["model"], exc)
 
 
 def default_resolve(uri: str) -> tuple[str, str]:

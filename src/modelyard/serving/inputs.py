@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from modelyard.core.errors import InvalidParameter
-from modelyard.models.signature import Signature
+from modelyard.models.signature import Signature, casts_safely
 from modelyard.serving.tensors import InferInput
 
 __all__ = ["RowAdapter", "rows_of", "split_rows"]
@@ -184,12 +184,9 @@ class RowAdapter:
         return checked
 
     def _fits_matrix(self, dtype: np.dtype) -> bool:
+        """The signature's own conversion rule, for the one dtype of a 2-D array."""
         want = self.matrix_dtype
-        return dtype == want or (
-            want is not None
-            and dtype.kind in "biuf"
-            and (np.can_cast(dtype, want, "safe") or (want.kind == "f" and dtype.kind != "f"))
-        )
+        return want is not None and dtype.kind in "biuf" and casts_safely(dtype, want.name)
 
     def _tensor(self, data: Any) -> Any:
         if self.signature is not None:

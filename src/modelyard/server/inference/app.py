@@ -35,6 +35,7 @@ from modelyard.serving.batching import BatchPolicy
 from modelyard.serving.host import ModelHost, ModelSpec, ServedModel
 from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
 from modelyard.serving.prediction_log import ParquetSink, PredictionLog
+from modelyard.serving.workers import WorkerReadiness
 
 __all__ = ["OPTIONS_ENV", "ServingOptions", "create_inference_app", "inference_app_from_env"]
 
@@ -78,19 +79,6 @@ class ServingOptions:
         return cls(**data)
 
 
-def _record_event(action: str, details: dict) -> None:
-    """Serving alerts go to the model's audit trail when the registry holds the model."""
-    from modelyard.sdk.registry import model_registry
-
-    uri = next((u for u in [details.get("uri", "")] if u.startswith("models:/")), None)
-    if uri is None and action != "serving.swapped":
-        return
-    try:
-        model_registry().record_event(details["model"], action, details)
-    except Exception as exc:  # an alert that cannot be stored must not stop serving
-        log.warning("could not record %s for %s: %s", action, details.get("model"), exc)
-
-
 def _stop_process(error: Exception) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
 
@@ -98,15 +86,13 @@ def _stop_process(error: Exception) -> None:
 def create_inference_app(
     options: ServingOptions,
     *,
-    host: ModelHost | None = None,
     on_fatal: Callable[[Exception], None] = _stop_process,
 ) -> Starlette:
     """A model server for ``options.models``.
 
     The server answers (live, not ready) while the models load in the background;
     when a model cannot be loaded at start, the error is logged, kept on
-    ``app.state.serving.failure`` and ``on_fatal(error)`` stops the process.
-    ``host`` replaces the default model host (tests give their own loader)."""
+    ``app.state.serving.failure`` and ``on_fatal(error)`` stops the process."""
     warnings.filterwarnings("ignore", category=SignatureWarning)
     metrics = ServingMetrics()
 
@@ -118,14 +104,12 @@ def create_inference_app(
         if old is not None:
             metrics.serving.labels(old.name, old.version).set(0)
 
-    if host is None:
-        host = ModelHost(
-            options.models,
-            poll_seconds=options.poll_seconds,
-            on_event=_record_event,
-        )
-    host._on_loaded = loaded
-    host._on_load_failed = lambda name: metrics.load_failures.labels(name).inc()
+    host = ModelHost(
+        options.models,
+        poll_seconds=options.poll_seconds,
+        on_loaded=loaded,
+        on_load_failed=lambda name: metrics.load_failures.labels(name).inc(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -145,8 +129,9 @@ def create_inference_app(
             metrics,
             options.max_body_bytes,
             prediction_log,
-            ready_dir=options.ready_dir,
-            workers=options.workers,
+            workers=WorkerReadiness(options.ready_dir, options.workers)
+            if options.ready_dir
+            else None,
         )
         app.state.serving = state
 
@@ -163,7 +148,8 @@ def create_inference_app(
             # every request for 100+ ms under load: p99 at 64 clients 200 ms -> 46 ms).
             gc.collect()
             gc.freeze()
-            state.mark_ready()
+            if state.workers is not None:
+                state.workers.mark_ready()
 
         loading = asyncio.get_running_loop().create_task(load())
         try:

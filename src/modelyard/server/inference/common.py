@@ -8,12 +8,10 @@ the right status, and records metrics and the prediction log entry at the end.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +23,7 @@ from modelyard.serving.batching import Overloaded
 from modelyard.serving.host import ModelHost, NotReady, ServedModel
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.prediction_log import PredictionLog, PredictionRecord
+from modelyard.serving.workers import WorkerReadiness
 
 __all__ = ["Exchange", "ServingState", "TooLarge", "json_response"]
 
@@ -50,30 +49,12 @@ class ServingState:
     max_body_bytes: int
     prediction_log: PredictionLog | None = None
     failure: str | None = None
-    ready_dir: str | None = None
-    workers: int = 1
-
-    def mark_ready(self) -> None:
-        if self.ready_dir is not None:
-            Path(self.ready_dir, str(os.getpid())).touch()
+    workers: WorkerReadiness | None = None  # with several worker processes
 
     @property
     def ready(self) -> bool:
         """This process has its models; with several workers, every worker has."""
-        if not self.host.ready:
-            return False
-        if self.ready_dir is None:
-            return True
-        alive = 0
-        for marker in Path(self.ready_dir).iterdir():
-            try:
-                os.kill(int(marker.name), 0)
-            except (ValueError, ProcessLookupError):
-                continue
-            except PermissionError:
-                pass
-            alive += 1
-        return alive >= self.workers
+        return self.host.ready and (self.workers is None or self.workers.all_ready())
 
 
 def json_response(content: Any, status: int = 200, headers: dict | None = None) -> Response:
