@@ -67,6 +67,22 @@ _EXPORTS: dict[str, str] = {
             "transition_stage",
         )
     },
+    **{
+        name: "modelyard.sdk.deploy"
+        for name in (
+            "ab_report",
+            "deploy",
+            "deployment_service",
+            "get_deployment",
+            "log_feedback",
+            "promote_deployment",
+            "rollback_deployment",
+            "start_ab_test",
+            "start_bluegreen",
+            "start_canary",
+            "start_shadow",
+        )
+    },
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
@@ -100,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.core.errors import ModelyardError  # noqa: F401
     from modelyard.models.loader import load_model  # noqa: F401
     from modelyard.models.logging import log_model  # noqa: F401
+    from modelyard.sdk.deploy import *  # noqa: F403
     from modelyard.sdk.fluent import *  # noqa: F403
     from modelyard.serving.batch import predict_batch  # noqa: F401
     from modelyard.tracking.entities import Metric, Param, Run, RunTag  # noqa: F401

@@ -27,7 +27,15 @@ from modelyard.core.errors import InvalidParameter, ModelyardError, ResourceNotF
 from modelyard.serving.batching import Arrivals, BatchPolicy, MicroBatcher
 from modelyard.serving.inputs import RowAdapter, split_rows
 
-__all__ = ["ModelHost", "ModelSpec", "ServedModel", "parse_model_arg", "record_in_registry"]
+__all__ = [
+    "ModelHost",
+    "ModelSpec",
+    "NotReady",
+    "ServedModel",
+    "load_and_warm",
+    "parse_model_arg",
+    "record_in_registry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +267,7 @@ class ModelHost:
         return True
 
     def _load_and_warm(self, spec: ModelSpec, version: str, exact: str) -> ServedModel:
-        started = time.perf_counter()
-        model = self._load(exact, spec.allow_pickle)
-        served = ServedModel(spec, version, model, 0.0)
-        served.warm()
-        served.load_seconds = time.perf_counter() - started
-        return served
+        return load_and_warm(spec, version, exact, self._load)
 
     def _failed(self, spec: ModelSpec, version: str | None, exc: Exception, initial: bool) -> None:
         message = exc.message if isinstance(exc, ModelyardError) else f"{type(exc).__name__}: {exc}"
@@ -309,6 +312,18 @@ class ModelHost:
             await served.aclose()
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+def load_and_warm(
+    spec: ModelSpec, version: str, exact: str, load: Callable[[str, bool], Any] | None = None
+) -> ServedModel:
+    """Load ``exact`` (blocking: call it in a thread) and run one warm-up prediction."""
+    started = time.perf_counter()
+    model = (load or default_load)(exact, spec.allow_pickle)
+    served = ServedModel(spec, version, model, 0.0)
+    served.warm()
+    served.load_seconds = time.perf_counter() - started
+    return served
 
 
 class NotReady(ModelyardError):

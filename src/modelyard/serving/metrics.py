@@ -89,6 +89,13 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
+        self.deployment_weight = Gauge(
+            "modelyard_deployment_weight",
+            "Percent of a deployment's traffic each variant gets now (gateway).",
+            ["deployment", "variant", "version"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.log_dropped = Counter(
             "modelyard_prediction_log_dropped",
             "Prediction log records dropped because the log queue was full.",

@@ -28,7 +28,13 @@ import pandas as pd
 
 from modelyard.core.ids import now_ms
 
-__all__ = ["ParquetSink", "PredictionLog", "PredictionRecord", "PredictionSink"]
+__all__ = [
+    "ParquetSink",
+    "PredictionLog",
+    "PredictionRecord",
+    "PredictionSink",
+    "find_prediction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ class PredictionRecord:
     inputs: Any
     outputs: Any
     latency_ms: float
+    variant: str | None = None  # the deployment variant that answered (gateway)
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -57,6 +64,7 @@ class PredictionRecord:
             "inputs": to_json(self.inputs),
             "outputs": to_json(self.outputs),
             "latency_ms": self.latency_ms,
+            "variant": self.variant,
         }
 
 
@@ -180,3 +188,42 @@ class PredictionLog:
                     self.written += len(chunk)
                 except Exception:  # a failing sink must not kill the writer
                     log.exception("prediction log sink failed; %d records lost", len(chunk))
+
+
+def find_prediction(root: str, request_id: str, model: str | None = None) -> dict[str, Any] | None:
+    """The logged answer to ``request_id`` under ``root`` (one model's partitions, or
+    all), newest hour first; None when it was never logged. Reads only the
+    ``request_id`` column of each file until it finds a match."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from modelyard.core.artifacts import open_artifact_store
+
+    store = open_artifact_store(root)
+    prefix = f"model={model}" if model else ""
+    try:
+        files = [
+            f"{prefix}/{f.path}" if prefix else f.path
+            for f in store.walk(prefix)
+            if f.path.endswith(".parquet")
+        ]
+    except FileNotFoundError:
+        return None
+    for path in sorted(files, reverse=True):
+        data = store.read_bytes(path)
+        ids = pq.read_table(io.BytesIO(data), columns=["request_id"]).column(0).to_pylist()
+        if request_id not in ids:
+            continue
+        row = pq.read_table(io.BytesIO(data)).slice(ids.index(request_id), 1).to_pylist()[0]
+        outputs = orjson.loads(row["outputs"]) if row.get("outputs") else None
+        if isinstance(outputs, dict):  # several outputs: the first
+            outputs = next(iter(outputs.values()), None)
+        return {
+            "model": row["model"],
+            "variant": row.get("variant"),
+            "version": row.get("version"),
+            "prediction": outputs if isinstance(outputs, list) else [outputs],
+            "predicted_at": row.get("timestamp_ms"),
+        }
+    return None

@@ -300,3 +300,30 @@ def sample_size_two_proportions(
         p1 * (1 - p1) + p2 * (1 - p2)
     )
     return math.ceil(root**2 / (p2 - p1) ** 2)
+
+
+def sample_size_two_means(
+    std: float,
+    min_detectable_effect: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: str = "two-sided",
+) -> int:
+    """Observations needed per arm to detect a difference of means of
+    ``min_detectable_effect`` when both arms have standard deviation ``std``
+    (normal approximation): ``n = 2·(z_{1-α/2} + z_{1-β})²·σ² / δ²``, rounded up.
+    σ=1, δ=0.1 → 1,570 per arm."""
+    _check_alternative(alternative)
+    alpha = _check_level(alpha, "alpha")
+    power = _check_level(power, "power")
+    if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
+        raise InvalidParameter(f"std must be a positive number, got {std!r}.")
+    if not isinstance(min_detectable_effect, (int, float)) or min_detectable_effect == 0:
+        raise InvalidParameter(
+            f"min_detectable_effect must be a non-zero difference of means, "
+            f"got {min_detectable_effect!r}."
+        )
+    z_alpha = _sps.norm.ppf(1 - alpha / 2 if alternative == "two-sided" else 1 - alpha)
+    z_beta = _sps.norm.ppf(power)
+    return math.ceil(2 * (z_alpha + z_beta) ** 2 * std**2 / min_detectable_effect**2)

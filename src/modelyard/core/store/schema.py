@@ -25,8 +25,10 @@ from sqlalchemy import (
 __all__ = [
     "approval_policies",
     "audit_events",
+    "deployments",
     "experiment_tags",
     "experiments",
+    "feedback",
     "latest_metrics",
     "metadata",
     "metrics",
@@ -323,4 +325,41 @@ model_approvals = Table(
         onupdate="CASCADE",
     ),
     Index("ix_model_approvals_version", "name", "version"),
+)
+
+# -- deployments -----------------------------------------------------------------------
+
+# One row per deployment (a named endpoint): its variants, weights and rollout as
+# JSON (``state``), changed only by compare-and-swap on ``revision`` so the gateway's
+# controller and a user's command never overwrite each other; ``live`` is the
+# gateway's latest snapshot of per-variant figures (requests, errors, p99, gates).
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("strategy", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("live", Text, nullable=True),
+    Column("live_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Ground truth for answered requests, joined on arrival to what was predicted
+# (which deployment, variant and version answered, and the prediction).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("model", String(256), nullable=False),  # the deployment or served name
+    Column("variant", String(64), nullable=True),
+    Column("version", String(64), nullable=True),
+    Column("prediction", Text, nullable=True),  # JSON
+    Column("label", Text, nullable=True),  # JSON
+    Column("reward", Float, nullable=True),
+    Column("predicted_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_feedback_model", "model", "variant"),
 )

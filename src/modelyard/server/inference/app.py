@@ -18,9 +18,10 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,7 +38,14 @@ from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
 from modelyard.serving.prediction_log import ParquetSink, PredictionLog
 from modelyard.serving.workers import WorkerReadiness
 
-__all__ = ["OPTIONS_ENV", "ServingOptions", "create_inference_app", "inference_app_from_env"]
+__all__ = [
+    "OPTIONS_ENV",
+    "ServingOptions",
+    "build_app",
+    "create_inference_app",
+    "inference_app_from_env",
+    "track_model",
+]
 
 OPTIONS_ENV = "MODELYARD_SERVING_OPTIONS"
 SWITCH_INTERVAL = 0.0005
@@ -93,14 +101,10 @@ def create_inference_app(
     The server answers (live, not ready) while the models load in the background;
     when a model cannot be loaded at start, the error is logged, kept on
     ``app.state.serving.failure`` and ``on_fatal(error)`` stops the process."""
-    warnings.filterwarnings("ignore", category=SignatureWarning)
     metrics = ServingMetrics()
 
     def loaded(new: ServedModel, old: ServedModel | None) -> None:
-        new.on_batch = metrics.batch_rows.labels(new.name, new.version).observe
-        metrics.load_seconds.labels(new.name, new.version).set(new.load_seconds)
-        metrics.serving.labels(new.name, new.version).set(1)
-        metrics.in_flight.labels(new.name)  # the series exists (at 0) before any request
+        track_model(metrics, new)
         if old is not None:
             metrics.serving.labels(old.name, old.version).set(0)
 
@@ -110,6 +114,29 @@ def create_inference_app(
         on_loaded=loaded,
         on_load_failed=lambda name: metrics.load_failures.labels(name).inc(),
     )
+    return build_app(options, metrics, host, ServingState, on_fatal=on_fatal)
+
+
+def track_model(metrics: ServingMetrics, served: ServedModel) -> None:
+    """A newly loaded version's series: batch sizes, load time, serving flag."""
+    served.on_batch = metrics.batch_rows.labels(served.name, served.version).observe
+    metrics.load_seconds.labels(served.name, served.version).set(served.load_seconds)
+    metrics.serving.labels(served.name, served.version).set(1)
+    metrics.in_flight.labels(served.name)  # the series exists (at 0) before any request
+
+
+def build_app(
+    options: ServingOptions,
+    metrics: ServingMetrics,
+    host: Any,
+    state_class: type[ServingState],
+    *,
+    extra_routes: Sequence[Route] = (),
+    on_fatal: Callable[[Exception], None] = _stop_process,
+) -> Starlette:
+    """The inference app around ``host`` (a ``ModelHost``, or the deployment
+    gateway): V2 and plain endpoints, metrics, the prediction log, background load."""
+    warnings.filterwarnings("ignore", category=SignatureWarning)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -124,7 +151,7 @@ def create_inference_app(
         # 0.5 ms instead of every 5 ms, so a batch on the model's thread delays the
         # loop's next response by at most that (p99 at 64 clients 46 ms -> 22 ms).
         sys.setswitchinterval(SWITCH_INTERVAL)
-        state = ServingState(
+        state = state_class(
             host,
             metrics,
             options.max_body_bytes,
@@ -171,7 +198,12 @@ def create_inference_app(
         )
 
     return Starlette(
-        routes=[*v2.routes(), *plain.routes(), Route("/metrics", metrics_endpoint)],
+        routes=[
+            *v2.routes(),
+            *plain.routes(),
+            *extra_routes,
+            Route("/metrics", metrics_endpoint),
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

@@ -56,6 +56,13 @@ class ServingState:
         """This process has its models; with several workers, every worker has."""
         return self.host.ready and (self.workers is None or self.workers.all_ready())
 
+    async def pick(self, exchange: Exchange, name: str | None, version: str | None) -> ServedModel:
+        """Which loaded model answers this request (the gateway routes here)."""
+        return self.host.get(name, version)
+
+    def observe(self, exchange: Exchange, status: int, outputs: Any, handle: Any) -> None:
+        """Called after every answer (the gateway's windows, ledger and shadow)."""
+
 
 def json_response(content: Any, status: int = 200, headers: dict | None = None) -> Response:
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
@@ -105,7 +112,17 @@ async def read_body(request: Request, limit: int) -> bytes:
 class Exchange:
     """One inference request from start to answer (metrics and log included)."""
 
-    __slots__ = ("endpoint", "error_body", "request", "request_id", "served", "started", "state")
+    __slots__ = (
+        "body",
+        "endpoint",
+        "error_body",
+        "request",
+        "request_id",
+        "served",
+        "started",
+        "state",
+        "variant",
+    )
 
     def __init__(
         self,
@@ -118,6 +135,8 @@ class Exchange:
         self.error_body = error_body
         self.started = time.perf_counter()
         self.served: ServedModel | None = None
+        self.variant: str | None = None  # the deployment variant that answered
+        self.body: bytes | None = None
         self.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
 
     async def run(
@@ -128,13 +147,15 @@ class Exchange:
     ) -> Response:
         state = self.state
         gauge = None
+        outputs = None
         try:
-            served = self.served = state.host.get(name, version)
+            served = self.served = await state.pick(self, name, version)
             gauge = state.metrics.in_flight.labels(served.name)
             gauge.inc()
-            with served.arrivals:
-                body = await read_body(self.request, state.max_body_bytes)
-            response, inputs, outputs = await handle(served, body)
+            if self.body is None:
+                with served.arrivals:
+                    self.body = await read_body(self.request, state.max_body_bytes)
+            response, inputs, outputs = await handle(served, self.body)
         except Exception as exc:
             response = self._error(exc, name)
         else:
@@ -149,16 +170,20 @@ class Exchange:
                         inputs,
                         outputs,
                         (time.perf_counter() - self.started) * 1000,
+                        self.variant,
                     )
                 )
         finally:
             if gauge is not None:
                 gauge.dec()
         self._observe(response.status_code)
+        state.observe(self, response.status_code, outputs, handle)
         response.headers["x-request-id"] = self.request_id
         if self.served is not None:
             response.headers["x-model-name"] = self.served.name
             response.headers["x-model-version"] = self.served.version
+        if self.variant is not None:
+            response.headers["x-deployment-variant"] = self.variant
         return response
 
     def _error(self, exc: Exception, name: str | None) -> Response:

@@ -16,9 +16,10 @@ from modelyard.server.inference.app import (
     ServingOptions,
     create_inference_app,
 )
+from modelyard.server.inference.gateway_app import GatewayOptions, create_gateway_app
 from modelyard.server.run import _nodelay_socket
 
-__all__ = ["serve_models"]
+__all__ = ["serve_gateway", "serve_models"]
 
 log = logging.getLogger("modelyard.serving")
 
@@ -68,3 +69,36 @@ def serve_models(
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         shutil.rmtree(ready_dir, ignore_errors=True)
+
+
+def serve_gateway(
+    options: GatewayOptions,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``options.deployments`` (one process: it owns their controllers) until
+    interrupted; raises when a deployment has no version that loads."""
+    import uvicorn
+
+    from modelyard.sdk.deploy import deployment_service
+
+    service = deployment_service()
+    for name in options.deployments:
+        service.get(name)  # an unknown deployment fails here, before binding
+    sock = _nodelay_socket(host, port)
+    server: uvicorn.Server | None = None
+
+    def stop(error: Exception) -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_gateway_app(options, service, on_fatal=stop)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)
+    )
+    server.run(sockets=[sock])
+    failure = getattr(getattr(app.state, "serving", None), "failure", None)
+    if failure:
+        raise ModelyardError(failure)
