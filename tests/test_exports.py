@@ -27,8 +27,8 @@ PUBLIC_NAMES = [
     "client",
     "compare_runs",
     "configure",
+    "create_deployment",
     "delete_model_version",
-    "deploy",
     "deployment_service",
     "end_run",
     "evaluate",
@@ -79,7 +79,7 @@ DEFINED_IN = {
         name: "modelyard.sdk.deploy"
         for name in (
             "ab_report",
-            "deploy",
+            "create_deployment",
             "deployment_service",
             "get_deployment",
             "log_feedback",

@@ -71,7 +71,7 @@ _EXPORTS: dict[str, str] = {
         name: "modelyard.sdk.deploy"
         for name in (
             "ab_report",
-            "deploy",
+            "create_deployment",
             "deployment_service",
             "get_deployment",
             "log_feedback",

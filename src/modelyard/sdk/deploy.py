@@ -1,4 +1,4 @@
-"""Deployments in the fluent API: ``my.deploy(...)``, ``my.start_canary(...)``,
+"""Deployments in the fluent API: ``my.create_deployment(...)``, ``my.start_canary(...)``,
 ``my.log_feedback(...)``, ...
 
 Each function is one call on the DeploymentService of the current store; the
@@ -18,7 +18,7 @@ from modelyard.sdk import fluent
 
 __all__ = [
     "ab_report",
-    "deploy",
+    "create_deployment",
     "deployment_service",
     "get_deployment",
     "log_feedback",
@@ -49,7 +49,9 @@ def predictions_root() -> str:
     return fluent._current().settings.resolved_artifacts.rstrip("/") + "/predictions"
 
 
-def deploy(name: str, model_uri: str | None = None, *, variants: Sequence[str] = ()) -> Deployment:
+def create_deployment(
+    name: str, model_uri: str | None = None, *, variants: Sequence[str] = ()
+) -> Deployment:
     """Create deployment ``name`` serving ``model_uri`` (or ``NAME=URI:WEIGHT`` variants)."""
     return deployment_service().create(name, model_uri, variants=variants)
 
