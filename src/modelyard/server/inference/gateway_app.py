@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelyard.core.errors import InvalidParameter, ModelyardError
+from modelyard.core.errors import InvalidParameter, ModelyardError, ResourceNotFound
 from modelyard.core.ids import now_ms
 from modelyard.deploy.gateway import DeploymentRuntime, Gateway
 from modelyard.deploy.service import DeploymentService
@@ -160,17 +160,28 @@ def create_gateway_app(
                     'Send {"request_id": ..., "label": ...} or {"request_id": ..., "reward": ...}'
                 )
 
+            found: dict[str, dict[str, Any] | None] = {}
+
             def lookup(request_id: str) -> dict[str, Any] | None:
-                found = gateway.find(request_id)
-                if found is None and prediction_log:
-                    found = find_prediction(prediction_log, request_id)
-                return found
+                if request_id not in found:
+                    hit = gateway.find(request_id)
+                    if hit is None and prediction_log:
+                        hit = find_prediction(prediction_log, request_id)
+                    found[request_id] = hit
+                return found[request_id]
 
             for item in items:
                 unknown = set(item) - {"request_id", "label", "reward"}
                 if unknown:
                     raise InvalidParameter(
                         f"Unknown feedback field(s): {', '.join(sorted(unknown))}"
+                    )
+            for item in items:  # every id must be known before anything is stored
+                rid = item.get("request_id")
+                if isinstance(rid, str) and await asyncio.to_thread(lookup, rid) is None:
+                    raise ResourceNotFound(
+                        f"No prediction with request id {rid!r} was logged: feedback joins "
+                        "to the x-request-id of an answered request; nothing was stored"
                     )
             stored = []
             for item in items:
