@@ -13,6 +13,7 @@ import pytest
 
 import modelyard as my
 from infra.deployments import Traffic, build_deploy_models, running_gateway
+from infra.model_server import ModelServer, server_env
 from modelyard.core.errors import ResourceNotFound
 
 FAST = ("--poll-seconds", "0.2", "--tick-seconds", "0.05")
@@ -310,3 +311,34 @@ def test_ab_test_is_sticky_and_names_the_winner(svc, trained, gateway):
     assert arms["b"].p_value < 0.05 and arms["b"].diff_ci[0] > 0
     dep = my.promote_deployment(name, report.winner, "b won the A/B test")
     assert [v.uri for v in dep.variants] == ["models:/churn/2"]
+
+
+def test_a_variant_on_an_upstream_model_server(svc, trained, gateway, tmp_path):
+    """The candidate runs in another server (``modelyard serve``); the gateway routes
+    to it over HTTP, and its answers are the model's own."""
+    name = gateway.deployment
+    upstream = ModelServer(
+        server_env(trained.settings), tmp_path / "upstream.log", ["churn=models:/churn/2"]
+    ).start()
+    try:
+        uri = f"{upstream.url}/churn"
+        with pytest.raises(ResourceNotFound, match="does not serve a model named 'nope'"):
+            my.start_canary(name, f"{upstream.url}/nope")
+        dep = my.start_canary(name, uri, steps=[50], step_seconds=3600)
+        assert dep.variant("candidate").version == "2"  # asked of the upstream
+        wait_until(lambda: live_variant(svc, name, "candidate").get("loaded"))
+        rows = trained.frame.head(40)
+        expected = my.load_model("models:/churn/2").predict(rows)
+        seen = set()
+        with httpx.Client(timeout=30) as client:
+            for i in range(40):
+                body = {"dataframe_records": rows.iloc[[i]].to_dict("records")}
+                r = client.post(f"{gateway.url}/predict/{name}", json=body)
+                assert r.status_code == 200
+                seen.add(r.headers["x-deployment-variant"])
+                if r.headers["x-deployment-variant"] == "candidate":
+                    assert r.headers["x-model-version"] == "2"
+                    assert r.json()["predictions"] == [int(expected[i])]
+        assert seen == {"stable", "candidate"}
+    finally:
+        upstream.stop()

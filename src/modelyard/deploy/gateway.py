@@ -42,9 +42,10 @@ from modelyard.deploy.gates import evaluate
 from modelyard.deploy.router import Router
 from modelyard.deploy.service import DeploymentService
 from modelyard.deploy.shadow import ShadowStats
+from modelyard.deploy.upstream import UpstreamModel, is_upstream
 from modelyard.deploy.window import Window, prediction_values
 from modelyard.serving.batching import BatchPolicy
-from modelyard.serving.host import ModelSpec, NotReady, ServedModel, load_and_warm
+from modelyard.serving.host import ModelSpec, NotReady, ServedModel, default_load, load_and_warm
 
 __all__ = ["DeploymentRuntime", "Gateway", "Ledger"]
 
@@ -187,7 +188,9 @@ class DeploymentRuntime:
                 continue
             spec = ModelSpec(self.name, uri, gw.policy, gw.allow_pickle)
             try:
-                served = await asyncio.to_thread(load_and_warm, spec, variant.version, uri, gw.load)
+                served = await asyncio.to_thread(
+                    load_and_warm, spec, variant.version, uri, gw.load or load_variant
+                )
             except Exception as exc:
                 message = exc.message if isinstance(exc, ModelyardError) else f"{exc}"
                 self.failed[uri] = message
@@ -376,6 +379,13 @@ class DeploymentRuntime:
             "gates": self.last_gates,
             "shadow": self.shadow.report() if self.shadow is not None else None,
         }
+
+
+def load_variant(uri: str, allow_pickle: bool) -> Any:
+    """A model in this process, or a proxy for an upstream server's (http://...)."""
+    if is_upstream(uri):
+        return UpstreamModel(uri)
+    return default_load(uri, allow_pickle)
 
 
 def _fmt(value: Any) -> str:

@@ -21,6 +21,7 @@ from modelyard.core.errors import (
 from modelyard.core.ids import new_id, now_ms
 from modelyard.deploy.entities import Deployment, Gates, Rollout, Variant
 from modelyard.deploy.sql_store import Change, SqlDeploymentStore
+from modelyard.deploy.upstream import is_upstream, upstream_version
 
 __all__ = ["DeploymentService", "parse_variant_arg"]
 
@@ -87,8 +88,8 @@ class DeploymentService:
                 raise InvalidParameter(f"No model registry to resolve {uri!r}")
             mv = self.registry.resolve(uri)
             return str(mv.version), f"models:/{mv.name}/{mv.version}"
-        if uri.startswith(("http://", "https://")):
-            return "upstream", uri.rstrip("/")
+        if is_upstream(uri):
+            return upstream_version(uri), uri.rstrip("/")
         return "1", uri
 
     def create(
