@@ -419,3 +419,25 @@ def test_the_store_on_each_backend(db_url):
     with pytest.raises(ResourceNotFound):
         svc.get("d")
     engine.dispose()
+
+
+def test_limits_must_be_finite_numbers(svc, name):
+    before = state(svc, name)
+    nan = float("nan")
+    with pytest.raises(InvalidParameter, match="step duration must be a finite number"):
+        svc.canary(name, "models:/churn/2", step_seconds=nan)
+    with pytest.raises(InvalidParameter, match="max_error_rate must be a finite number"):
+        svc.canary(name, "models:/churn/2", gates=Gates(max_error_rate=nan))
+    with pytest.raises(InvalidParameter, match=r"max_error_rate .* \[0, 1\]"):
+        svc.canary(name, "models:/churn/2", gates=Gates(max_error_rate=2.0))
+    with pytest.raises(InvalidParameter, match="max_p99_ms must be a finite number"):
+        svc.canary(name, "models:/churn/2", gates=Gates(max_p99_ms=float("inf")))
+    with pytest.raises(InvalidParameter, match="min_requests and min_feedback"):
+        svc.canary(name, "models:/churn/2", gates=Gates(min_feedback=0))
+    with pytest.raises(InvalidParameter, match="keep_previous_seconds must be a finite"):
+        svc.bluegreen(name, "models:/churn/2", keep_previous_seconds=nan)
+    with pytest.raises(InvalidParameter, match="tolerance must be a finite number"):
+        svc.bluegreen(name, "models:/churn/2", smoke_inputs=[{"f0": 1}], tolerance=-1)
+    with pytest.raises(InvalidParameter, match="shadow share"):
+        svc.shadow(name, "models:/churn/2", share=nan)
+    assert state(svc, name) == before

@@ -61,6 +61,31 @@ def check_weights(weights: Iterable[float]) -> None:
         )
 
 
+def _finite(value: float, what: str, *, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidParameter(f"{what} must be a number, got {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidParameter(
+            f"{what} must be a finite number in [{low:g}, {high:g}], got {value}"
+        )
+    return float(value)
+
+
+def check_gates(gates: Gates) -> Gates:
+    """Every limit is a finite number in range (a NaN limit would never fail)."""
+    if isinstance(gates.min_requests, bool) or not isinstance(gates.min_requests, int):
+        raise InvalidParameter(f"min_requests must be an integer, got {gates.min_requests!r}")
+    if gates.min_requests < 1 or gates.min_feedback < 1:
+        raise InvalidParameter("min_requests and min_feedback must be at least 1")
+    if gates.max_error_rate is not None:
+        _finite(gates.max_error_rate, "max_error_rate", high=1.0)
+    for what in ("max_p99_ms", "max_latency_ratio", "max_prediction_drift", "max_feedback_drop"):
+        value = getattr(gates, what)
+        if value is not None:
+            _finite(value, what)
+    return gates
+
+
 class DeploymentService:
     """Deployments over a store; ``registry`` resolves ``models:/`` URIs to exact
     versions and gives the promoted version its alias (under the approval policy)."""
@@ -126,7 +151,7 @@ class DeploymentService:
                 f"Deployment {name!r} has a {dep.rollout.strategy} rollout running; "
                 "promote or roll it back first"
             )
-        self.store.delete(name)
+        self.store.delete(name, dep.revision)
 
     # -- starting rollouts -------------------------------------------------------
     def _start(self, name: str, strategy: str, start: Any) -> Deployment:
@@ -187,11 +212,9 @@ class DeploymentService:
             )
         if steps[-1] != 100:
             steps.append(100.0)
-        if step_seconds <= 0:
+        if _finite(step_seconds, "The step duration") <= 0:
             raise InvalidParameter("The step duration must be positive")
-        gates = gates or Gates()
-        if gates.min_requests < 1:
-            raise InvalidParameter("min_requests must be at least 1")
+        gates = check_gates(gates or Gates())
 
         def start(dep: Deployment, rollout: Rollout) -> dict[str, Any]:
             cand = self._candidate(dep, candidate, "canary")
@@ -221,8 +244,13 @@ class DeploymentService:
     ) -> Deployment:
         """Load ``green`` beside the stable (blue), smoke-test it, switch all traffic at
         once, and keep blue loaded ``keep_previous_seconds`` for an instant rollback."""
-        if keep_previous_seconds < 0:
-            raise InvalidParameter("keep_previous_seconds must be 0 or more")
+        _finite(keep_previous_seconds, "keep_previous_seconds")
+        if tolerance is not None:
+            _finite(tolerance, "tolerance")
+        if smoke_inputs is not None and (
+            not isinstance(smoke_inputs, list) or not all(isinstance(r, dict) for r in smoke_inputs)
+        ):
+            raise InvalidParameter("smoke_inputs must be a list of records (dicts)")
         if tolerance is not None and not smoke_inputs:
             raise InvalidParameter("A tolerance needs smoke inputs to compare on")
 
@@ -242,7 +270,7 @@ class DeploymentService:
 
     def shadow(self, name: str, candidate: str, *, share: float = 100.0) -> Deployment:
         """Mirror ``share`` percent of requests to ``candidate``; users never see it."""
-        if not 0 < share <= 100:
+        if not _finite(share, "The shadow share", high=100.0) > 0:
             raise InvalidParameter(f"The shadow share is a percentage in (0, 100], got {share}")
 
         def start(dep: Deployment, rollout: Rollout) -> dict[str, Any]:

@@ -145,9 +145,16 @@ class SqlDeploymentStore:
             )
 
     @retrying
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, revision: int | None = None) -> None:
+        """Delete ``name`` (only at ``revision`` when given: a change in between
+        refuses the delete)."""
+        stmt = delete(t.deployments).where(d.name == name)
+        if revision is not None:
+            stmt = stmt.where(d.revision == revision)
         with self.engine.begin() as conn:
-            if conn.execute(delete(t.deployments).where(d.name == name)).rowcount != 1:
+            if conn.execute(stmt).rowcount != 1:
+                if revision is not None and self.revision(name) is not None:
+                    raise InvalidState(f"Deployment {name!r} changed meanwhile; retry the delete")
                 raise ResourceNotFound(f"Deployment {name!r} not found")
             record_event(
                 conn,

@@ -1,6 +1,6 @@
 """The HTTP server: `create_app(settings)` builds the FastAPI app; routers do the rest.
 
-Resources (the tracking and registry services, the artifact root) live on
+Resources (the tracking, registry and deployment services, the artifact root) live on
 ``app.state`` for the app's lifetime and reach handlers through dependencies
 (``server/deps.py``).
 """
@@ -16,9 +16,11 @@ from modelyard import __version__
 from modelyard.core.artifacts import open_artifact_store
 from modelyard.core.config import Settings
 from modelyard.core.errors import ModelyardError
+from modelyard.deploy.backends import open_deployments
 from modelyard.registry.backends import open_registry
 from modelyard.server.mlflow_compat import router as mlflow_router
 from modelyard.server.responses import FastJSONResponse
+from modelyard.server.routes import deployments as deployment_routes
 from modelyard.server.routes import evaluation as evaluation_routes
 from modelyard.server.routes import experiments as experiment_routes
 from modelyard.server.routes import models as model_routes
@@ -38,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.tracking = open_tracking(settings)
         app.state.registry = open_registry(app.state.tracking)
+        app.state.deployments = open_deployments(app.state.tracking)
         app.state.artifacts = open_artifact_store(settings.resolved_artifacts)
         try:
             yield
@@ -54,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(run_routes.router, prefix="/api/v1")
     app.include_router(evaluation_routes.router, prefix="/api/v1")
     app.include_router(model_routes.router, prefix="/api/v1")
+    app.include_router(deployment_routes.router, prefix="/api/v1")
     app.include_router(mlflow_router.router)
 
     @app.exception_handler(ModelyardError)

@@ -8,11 +8,21 @@ from urllib.parse import unquote
 from fastapi import Depends, Header, Request
 
 from modelyard.core.artifacts import ArtifactStore
+from modelyard.deploy.service import DeploymentService
+from modelyard.deploy.sql_store import SqlDeploymentStore
 from modelyard.registry.service import RegistryService
 from modelyard.registry.sql_store import SqlRegistryStore
 from modelyard.tracking.service import TrackingService
 
-__all__ = ["ANONYMOUS", "USER_HEADER", "Artifacts", "Registry", "Tracking", "request_actor"]
+__all__ = [
+    "ANONYMOUS",
+    "USER_HEADER",
+    "Artifacts",
+    "Deployments",
+    "Registry",
+    "Tracking",
+    "request_actor",
+]
 
 USER_HEADER = "X-Modelyard-User"
 ANONYMOUS = "anonymous"
@@ -55,6 +65,23 @@ def get_registry(
     return RegistryService(view, base.tracking)
 
 
+def get_deployments(
+    request: Request, registry: Annotated[RegistryService, Depends(get_registry)]
+) -> DeploymentService:
+    """The deployment service as the caller: its store records the request's actor,
+    and its registry (which promotions give aliases through) is the caller's too."""
+    base: DeploymentService = request.app.state.deployments
+    store = base.store
+    view = SqlDeploymentStore(
+        store.engine,
+        actor=registry.store.actor,
+        retries=store.retries,
+        retry_backoff=store.retry_backoff,
+    )
+    return DeploymentService(view, registry)
+
+
 Tracking = Annotated[TrackingService, Depends(get_tracking)]
 Artifacts = Annotated[ArtifactStore, Depends(get_artifacts)]
 Registry = Annotated[RegistryService, Depends(get_registry)]
+Deployments = Annotated[DeploymentService, Depends(get_deployments)]
