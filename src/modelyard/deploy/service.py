@@ -270,7 +270,7 @@ class DeploymentService:
 
     def shadow(self, name: str, candidate: str, *, share: float = 100.0) -> Deployment:
         """Mirror ``share`` percent of requests to ``candidate``; users never see it."""
-        if not _finite(share, "The shadow share", high=100.0) > 0:
+        if not (isinstance(share, (int, float)) and math.isfinite(share) and 0 < share <= 100):
             raise InvalidParameter(f"The shadow share is a percentage in (0, 100], got {share}")
 
         def start(dep: Deployment, rollout: Rollout) -> dict[str, Any]:
