@@ -168,8 +168,24 @@ def test_the_approval_policy_is_checked_at_the_start_and_at_the_end(svc):
     my.reject("guarded", 2, reason="changed my mind")  # between the start and the end
     dep = svc.advance("guarded-dep", r.id, {"verdict": "pass"})
     assert dep.rollout.status == "paused"
-    assert "rejected" in dep.rollout.reason
+    assert "rejected" in dep.rollout.reason and "modelyard models approve" in dep.rollout.reason
     assert [e["action"] for e in svc.history("guarded-dep")][-1] == "rollout.paused"
+    assert dep.weights() == {"stable": 50.0, "candidate": 50.0}  # nothing moved
+    with pytest.raises(PolicyViolation, match="rejected"):
+        svc.promote("guarded-dep")
+    my.approve("guarded", 2, reason="fixed")  # the latest decision counts
+    dep = svc.promote("guarded-dep")
+    assert dep.rollout.status == "succeeded"
+    assert [v.uri for v in dep.variants] == ["models:/guarded/2"]
+    assert my.model_registry().get_version_by_alias("guarded", "production").version == 2
+    # a paused rollout rolls back to the version that served before it
+    my.approve("guarded", 1)
+    svc.canary("guarded-dep", "models:/guarded/1", steps=[50], promote_alias="production")
+    my.reject("guarded", 1)
+    r = svc.get("guarded-dep").rollout
+    assert svc.advance("guarded-dep", r.id, {"verdict": "pass"}).rollout.status == "paused"
+    dep = svc.rollback("guarded-dep", "not approved")
+    assert [v.uri for v in dep.variants] == ["models:/guarded/2"]
 
 
 def test_concurrent_changes_are_never_lost(svc, name):

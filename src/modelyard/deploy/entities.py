@@ -15,8 +15,10 @@ __all__ = ["STRATEGIES", "Deployment", "Gates", "Rollout", "Variant"]
 STRATEGIES = ("canary", "bluegreen", "shadow", "ab")
 
 # Variant roles: "stable" serves by default; a "candidate" is under a rollout (canary
-# or green); "shadow" gets mirrored copies only; "variant" is one arm of an A/B test.
-ROLES = ("stable", "candidate", "shadow", "variant")
+# or green); "shadow" gets mirrored copies only; "variant" is one arm of an A/B test;
+# "standby" stays loaded at 0% for an instant rollback (blue after a switch, the
+# version that served before an A/B test).
+ROLES = ("stable", "candidate", "shadow", "variant", "standby")
 
 
 @dataclass

@@ -347,7 +347,8 @@ class DeploymentRuntime:
             )
             self.last_gates = {"smoke": smoke}
             if not smoke["passed"]:
-                await self._rollback(r.id, f"smoke test failed: {smoke['problem']}", smoke)
+                reason = f"smoke test failed: {smoke['problem']}"
+                await self._rollback(r.id, reason, {"smoke": smoke})
                 return
             try:
                 new = await asyncio.to_thread(self.gateway.service.switch, self.name, r.id, smoke)

@@ -339,7 +339,7 @@ class DeploymentService:
             winner = variant or r.candidate
             if r.strategy == "ab" and winner is None:
                 raise InvalidParameter(
-                    "Name the A/B variant to promote (--variant NAME); see deploy ab-report"
+                    "Name the A/B variant to promote (--variant NAME); see modelyard deploy report"
                 )
             chosen = dep.variant(winner or "")
             if chosen is None or chosen.role in ("standby",):
@@ -347,6 +347,9 @@ class DeploymentService:
                     f"Deployment {name!r} has no variant {winner!r} to promote "
                     f"(it has {', '.join(v.name for v in dep.variants)})"
                 )
+            refused = self._refused(dep, r, chosen)
+            if refused is not None:
+                raise PolicyViolation(refused)
             return self._finish_with(dep, r, chosen, "promoted", reason or "promoted by hand")
 
         dep = self.store.update(name, change)
@@ -366,9 +369,25 @@ class DeploymentService:
             "gates": r.last_gates,
         }
 
+    def _refused(self, dep: Deployment, r: Rollout, winner: Variant) -> str | None:
+        """Why the approval policy would refuse ``winner`` the rollout's alias (None
+        when nothing stops it); checked before a promotion changes any weight."""
+        if not r.promote_alias or self.registry is None or not winner.uri.startswith("models:/"):
+            return None
+        model, _, version = winner.uri[len("models:/") :].partition("/")
+        problems = self.registry.policy_problems(model, int(version), r.promote_alias)
+        if not problems:
+            return None
+        return (
+            f"{winner.uri} cannot take {r.promote_alias!r}: {'; '.join(problems)}. Approve it "
+            f"(modelyard models approve {model} {version}), then modelyard deploy promote "
+            f"{dep.name}; or roll back"
+        )
+
     def _take_alias(self, dep: Deployment) -> Deployment:
-        """After a promotion: the stable version takes the rollout's alias; a refusal
-        by the approval policy pauses the rollout with the policy's reason."""
+        """After a promotion: the stable version takes the rollout's alias. The policy
+        was checked before; a refusal in between (a rejection that very moment) is
+        recorded on the deployment, the promotion stands."""
         r = dep.rollout
         stable = dep.stable
         if r is None or not r.promote_alias or stable is None or self.registry is None:
@@ -382,14 +401,9 @@ class DeploymentService:
             )
         except PolicyViolation as exc:
             message = exc.message
-
-            def pause(d: Deployment) -> Change:
-                if d.rollout is None or d.rollout.id != r.id:
-                    return None
-                d.rollout.status, d.rollout.reason = "paused", message
-                return "rollout.paused", {"reason": message}
-
-            return self.store.update(dep.name, pause)
+            return self.store.update(
+                dep.name, lambda d: ("rollout.alias_refused", {"reason": message})
+            )
         return dep
 
     def rollback(
@@ -442,6 +456,10 @@ class DeploymentService:
             if r.step + 1 >= len(r.steps) or r.steps[r.step + 1] >= 100:
                 cand = dep.variant(r.candidate or "")
                 assert cand is not None
+                refused = self._refused(dep, r, cand)
+                if refused is not None:  # weights stay as they are until a decision
+                    r.status, r.reason = "paused", f"every gate passed, but {refused}"
+                    return "rollout.paused", {"reason": r.reason, "gates": gates}
                 return self._finish_with(
                     dep, r, cand, "promoted", f"every gate passed through {r.steps[r.step]:g}%"
                 )
@@ -466,6 +484,11 @@ class DeploymentService:
             green = dep.variant(r.candidate or "")
             blue = dep.stable
             assert green is not None and blue is not None
+            refused = self._refused(dep, r, green)
+            if refused is not None:  # blue keeps serving until a decision
+                r.status, r.reason = "paused", f"the smoke test passed, but {refused}"
+                r.last_gates = {"smoke": smoke}
+                return "rollout.paused", {"reason": r.reason, "smoke": smoke}
             blue.name, blue.weight, blue.role = "previous", 0.0, "standby"
             green.name, green.weight, green.role = "stable", 100.0, "stable"
             r.previous, r.switched_at, r.last_gates = blue.name, now_ms(), {"smoke": smoke}
