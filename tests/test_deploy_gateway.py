@@ -10,6 +10,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import modelyard as my
 from infra.deployments import Traffic, build_deploy_models, running_gateway
@@ -169,6 +170,7 @@ def test_a_killed_gateway_resumes_the_canary_at_the_same_step(svc, trained, gate
     try:
         with Traffic(f"{restarted.url}/predict/{name}", trained.frame) as traffic:
             traffic.wait_for(400)
+        metrics = httpx.get(f"{restarted.url}/metrics", timeout=30).text
     finally:
         restarted.stop()
     dep = svc.get(name)
@@ -176,6 +178,14 @@ def test_a_killed_gateway_resumes_the_canary_at_the_same_step(svc, trained, gate
     share = sum(a.variant == "candidate" for a in traffic.answers) / len(traffic.answers)
     assert share == pytest.approx(0.30, abs=0.02)
     assert {a.version for a in traffic.answers if a.variant == "candidate"} == {"2"}
+    weights = {
+        (m.labels["variant"], m.labels["version"]): m.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "modelyard_deployment_weight"
+        for m in family.samples
+        if m.labels["deployment"] == name
+    }
+    assert weights == {("stable", "1"): 70.0, ("candidate", "2"): 30.0}
 
 
 def test_feedback_joins_to_the_answer_and_refuses_unknown_ids(svc, trained, gateway, tmp_path):

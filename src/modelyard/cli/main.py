@@ -14,9 +14,10 @@ import typer
 from typer.core import TyperGroup
 
 from modelyard._version import __version__
-from modelyard.cli import Services, experiments, is_loopback, models, render, runs
+from modelyard.cli import Services, deploy, experiments, is_loopback, models, render, runs
 from modelyard.cli.build import build
 from modelyard.cli.check import check
+from modelyard.cli.gateway import gateway
 from modelyard.cli.predict import predict
 from modelyard.cli.serve import serve
 from modelyard.core.errors import ModelyardError
@@ -53,8 +54,10 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
 app.command("check")(check)
 app.command("serve")(serve)
+app.command("gateway")(gateway)
 app.command("predict")(predict)
 app.command("build")(build)
 
