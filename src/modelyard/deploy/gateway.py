@@ -307,7 +307,7 @@ class DeploymentRuntime:
         r = dep.rollout
         assert r is not None
         since = r.step_started_at or r.started_at
-        rows = await asyncio.to_thread(self.gateway.service.store.feedback, self.name, since)
+        rows = await asyncio.to_thread(self.gateway.service.feedback, self.name, since)
         by_role: dict[str, list[float]] = {"candidate": [], "stable": []}
         for row in rows:
             value = outcome_of(row)
@@ -523,7 +523,7 @@ class Gateway:
                 now = time.monotonic()
                 if now - polled >= self.poll_seconds:
                     polled = now
-                    revision = await asyncio.to_thread(svc.store.revision, rt.name)
+                    revision = await asyncio.to_thread(svc.revision, rt.name)
                     if revision is not None and rt.dep is not None and revision != rt.dep.revision:
                         await rt.apply(await asyncio.to_thread(svc.get, rt.name))
                 await rt.tick()

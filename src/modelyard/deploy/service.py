@@ -101,6 +101,14 @@ class DeploymentService:
     def list(self) -> list[Deployment]:
         return self.store.list()
 
+    def revision(self, name: str) -> int | None:
+        """The stored revision (None: no such deployment): what gateways poll."""
+        return self.store.revision(name)
+
+    def feedback(self, name: str, since_ms: int | None = None) -> list[dict[str, Any]]:
+        """The outcomes joined to ``name``'s answers (predicted at or after ``since_ms``)."""
+        return self.store.feedback(name, since_ms)
+
     def history(self, name: str) -> list[dict]:
         self.store.get(name)
         return self.store.events(name)
