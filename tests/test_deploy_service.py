@@ -457,3 +457,15 @@ def test_limits_must_be_finite_numbers(svc, name):
     with pytest.raises(InvalidParameter, match="shadow share"):
         svc.shadow(name, "models:/churn/2", share=nan)
     assert state(svc, name) == before
+
+
+def test_the_feedback_gate_waits_for_outcomes_then_compares_the_means():
+    gates = Gates(min_requests=10, max_error_rate=None, max_feedback_drop=0.05, min_feedback=50)
+    cand, stable = _window(10), _window(100)
+    few = evaluate(gates, cand, stable, {"candidate": (20, 0.5), "stable": (200, 0.9)})
+    assert few["verdict"] == "wait" and few["gates"]["feedback_drop"]["passed"] is None
+    worse = evaluate(gates, cand, stable, {"candidate": (60, 0.80), "stable": (200, 0.90)})
+    assert worse["verdict"] == "fail"
+    assert worse["gates"]["feedback_drop"]["value"] == pytest.approx(0.10)
+    close = evaluate(gates, cand, stable, {"candidate": (60, 0.88), "stable": (200, 0.90)})
+    assert close["verdict"] == "pass"
