@@ -241,7 +241,7 @@ def test_bluegreen_switches_at_once_and_rolls_back_instantly(svc, trained, gatew
         dep = wait_until(lambda: svc.get(name).rollout.switched_at and svc.get(name))
         switched = time.monotonic()
         assert dep.rollout.last_gates["smoke"]["passed"] is True
-        traffic.wait_for(100)
+        wait_until(lambda: sum(a.sent > switched + 0.5 for a in traffic.answers) >= 50)
         assert {a.version for a in traffic.answers if a.sent > switched + 0.5} == {"2"}
         my.rollback_deployment(name, "users complained")
         rolled = time.monotonic()

@@ -101,6 +101,7 @@ class DeploymentRuntime:
         self._feedback: dict[str, tuple[int, float]] = {}
         self._feedback_at = 0.0
         self._smoking = False
+        self._evaluated: tuple | None = None
 
     # -- the request path (event loop, no awaits) ---------------------------------
     @property
@@ -272,6 +273,10 @@ class DeploymentRuntime:
             return
         if r.gates.max_feedback_drop is not None:
             await self._refresh_feedback(dep)
+        seen = (self.windows[cand.name].requests, len(self._feedback), r.step)
+        if seen == self._evaluated and self.last_gates.get("verdict") != "pass":
+            return  # nothing new to judge
+        self._evaluated = seen
         result = evaluate(
             r.gates, self.windows[cand.name], self.windows[stable.name], self._feedback
         )
