@@ -4,6 +4,7 @@ answer by answer (which variant answered, when, with what status)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -352,3 +353,57 @@ def test_a_variant_on_an_upstream_model_server(svc, trained, gateway, tmp_path):
         assert seen == {"stable", "candidate"}
     finally:
         upstream.stop()
+
+
+def test_every_strategy_through_the_cli_against_a_live_gateway(svc, trained, gateway):
+    """The same flows as above, driven by `modelyard deploy ...` commands."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli.main import app
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(app, list(args), env={**trained.settings, "COLUMNS": "200"})
+        assert result.exit_code == 0, f"{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    name = gateway.deployment
+    with Traffic(f"{gateway.url}/predict/{name}", trained.frame) as traffic:
+        # canary of a failing candidate: rolled back by the gateway
+        canary = ["--candidate", "models:/churn/5", "--steps", "5,50", "--step-duration", "30s"]
+        gates = ["--min-requests", "100", "--max-error-rate", "0.01"]
+        cli("deploy", "canary", name, *canary, *gates)
+        dep = wait_until(lambda: ended(svc, name), timeout=60)
+        assert dep.rollout.status == "rolled_back" and "error_rate" in dep.rollout.reason
+        status = json.loads(cli("deploy", "status", name, "--json"))
+        assert status["rollout"]["status"] == "rolled_back"
+        assert "rollout.rolled_back" in cli("deploy", "history", name)
+        # blue-green, then a rollback by hand
+        cli("deploy", "bluegreen", name, "--green", "models:/churn/2", "--no-promote")
+        wait_until(lambda: svc.get(name).rollout.switched_at)
+        switched = time.monotonic()
+        wait_until(lambda: any(a.version == "2" and a.sent > switched for a in traffic.answers))
+        cli("deploy", "rollback", name, "--reason", "cli rollback")
+        back = time.monotonic()
+        wait_until(lambda: any(a.version == "1" and a.sent > back for a in traffic.answers))
+        # shadow, its report, then promote
+        cli("deploy", "shadow", name, "--candidate", "models:/churn/2", "--share", "100")
+        wait_until(
+            lambda: ((svc.get(name).live or {}).get("shadow") or {}).get("mirrored", 0) >= 30,
+            timeout=60,
+        )
+        report = json.loads(cli("deploy", "report", name, "--json"))
+        assert report["shadow"]["mirrored"] >= 30 and report["shadow"]["agreement_rate"] > 0.5
+        cli("deploy", "rollback", name)
+        # an A/B test and its promotion
+        cli("deploy", "ab", name, "--variant", "a=models:/churn/1:50",
+            "--variant", "b=models:/churn/2:50")  # fmt: skip
+        ab_started = time.monotonic()
+        wait_until(
+            lambda: {a.variant for a in traffic.answers if a.sent > ab_started} >= {"a", "b"}
+        )
+        cli("deploy", "promote", name, "--variant", "b", "--reason", "b wins")
+    dep = svc.get(name)
+    assert (dep.rollout.strategy, dep.rollout.status) == ("ab", "succeeded")
+    assert [v.uri for v in dep.variants] == ["models:/churn/2"]
+    failed = [a for a in traffic.answers if a.status != 200]
+    assert failed and {a.variant for a in failed} == {"candidate"}  # only the bad canary's
