@@ -91,6 +91,7 @@ bench: install bench-venv bench-tools
 	@$(BIN)/python benchmarks/models_vs_mlflow.py
 	@$(BIN)/python benchmarks/serving_vs_mlflow.py
 	@$(BIN)/python benchmarks/batch_vs_mlflow.py
+	@$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
 	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info

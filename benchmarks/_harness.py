@@ -1,5 +1,6 @@
 """Shared helpers for the benchmarks: run a workload in a fresh subprocess, start and
-stop servers on free loopback ports, measure process trees, print a rich table.
+stop servers on free loopback ports, load them with ``wrk`` (``serving_wrk.lua``),
+measure process trees and CPU shares, print a rich table.
 
 Nothing here imports modelyard or MLflow: each tool runs in its own interpreter
 (the dev venv for modelyard, ``.venv-bench`` for MLflow), so their imports, caches
@@ -10,10 +11,13 @@ otherwise).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import platform
+import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -30,16 +34,30 @@ from typing import Any
 
 __all__ = [
     "BenchError",
+    "RunClock",
     "Server",
     "WorkloadResult",
+    "cli_available",
+    "finish",
     "free_port",
+    "machine_busy_s",
+    "measure_load",
     "median_of",
+    "modelyard_request",
+    "positive_ints",
+    "post",
+    "predictions",
     "process_tree",
     "progress",
     "render_table",
+    "run_main",
     "run_workload",
+    "run_wrk",
+    "server_cpu_s",
     "temp_home",
+    "terminate_cleanly",
     "tree_memory",
+    "wrk_missing",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -290,6 +308,238 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+# -- HTTP clients and the wrk load generator -----------------------------------------------
+
+WRK_LUA = HERE / "serving_wrk.lua"
+WRK_TIMEOUT = "10s"  # a slower response counts in the latency, not as a timeout
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def post(
+    url: str, body: bytes, timeout: float = 30, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    """POST a JSON body: (status, the parsed answer or its text, the response headers
+    with lower-case names); error statuses are returned, not raised."""
+    req = urllib.request.Request(
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            head = {k.lower(): v for k, v in resp.headers.items()}
+            return resp.status, json.loads(resp.read()), head
+    except urllib.error.HTTPError as exc:
+        head = {k.lower(): v for k, v in exc.headers.items()}
+        text = exc.read().decode(errors="replace")
+        with contextlib.suppress(json.JSONDecodeError):
+            return exc.code, json.loads(text), head
+        return exc.code, text, head
+
+
+def modelyard_request(
+    path: str, row: dict[str, float], model: str, *, named: bool = False
+) -> tuple[str, bytes]:
+    """The URL path and JSON body of one single-row request to a modelyard model
+    server (or gateway) serving ``model``: ``tensor``, an Open Inference Protocol FP64
+    [1, n] tensor to ``/v2/models/{model}/infer``; ``records``, ``{"dataframe_records":
+    [row]}`` to ``/predict`` (``/predict/{model}`` with ``named``)."""
+    if path == "tensor":
+        values = list(row.values())
+        tensor = {"name": "input-0", "shape": [1, len(values)], "datatype": "FP64", "data": values}
+        return f"/v2/models/{model}/infer", json.dumps({"inputs": [tensor]}).encode()
+    url = f"/predict/{model}" if named else "/predict"
+    return url, json.dumps({"dataframe_records": [row]}).encode()
+
+
+def predictions(answer: Any) -> list[Any]:
+    """The predicted values in a response body: MLflow's ``{"predictions": [...]}``,
+    an inference response's first output, or a plain list; nested lists flattened."""
+    if isinstance(answer, dict):
+        for key in ("predictions", "prediction", "outputs", "data"):
+            if key in answer:
+                answer = answer[key]
+                break
+        else:
+            raise BenchError(f"no predictions in the answer {json.dumps(answer)[:300]}")
+        if isinstance(answer, list) and answer and isinstance(answer[0], dict):
+            if "data" in answer[0]:  # Open Inference Protocol: outputs[0].data
+                answer = answer[0]["data"]
+            else:  # records: [{"prediction": 1}, ...]
+                answer = [next(iter(r.values())) for r in answer]
+    out: list[Any] = []
+
+    def flat(v: Any) -> None:
+        if isinstance(v, list):
+            for x in v:
+                flat(x)
+        else:
+            out.append(v)
+
+    flat(answer)
+    return out
+
+
+def server_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of ``root``'s process tree so far, counting the
+    children it has reaped (their time is in its ``cutime``/``cstime``)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # the fields after the command name: state ppid ... utime(11) stime cutime cstime
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += sum(int(x) for x in fields[11:15])
+    return ticks / CLK_TCK
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores of the machine have spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / CLK_TCK
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk_threads(clients: int) -> int:
+    return min(clients, 2)
+
+
+def wrk_missing() -> bool:
+    """True (and says so on stderr) when the ``wrk`` load generator is not installed."""
+    if shutil.which("wrk") is not None:
+        return False
+    print(
+        "error: wrk (the load generator) is not installed: run `make bench-tools` "
+        "(installs Debian's wrk package)",
+        file=sys.stderr,
+    )
+    return True
+
+
+def run_wrk(
+    url: str,
+    body_file: Path,
+    clients: int,
+    seconds: int,
+    *,
+    timeout: str = WRK_TIMEOUT,
+    paths: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """``wrk --latency`` with ``serving_wrk.lua`` (POSTs the body in ``body_file``) for
+    ``seconds``; its summary (the script's ``WRK_JSON`` line) plus its own CPU share:
+    CPU seconds of the wrk process (the ``RUSAGE_CHILDREN`` delta around it: nothing
+    else of ours ends meanwhile) over the wall-clock seconds it ran. ``paths``: URL
+    paths on ``url``'s server that each wrk thread's requests take in turn (the
+    script's ``WRK_PATHS``: ``["/a", "/a", "/a", "/b"]`` sends every 4th to ``/b``);
+    without, every request goes to ``url``."""
+    threads = wrk_threads(clients)
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency",
+        "--timeout", timeout, "-s", str(WRK_LUA), url,
+    ]  # fmt: skip
+    env = os.environ | {"WRK_BODY": str(body_file)}
+    if paths:
+        if any("," in p for p in paths):
+            raise BenchError(f"a wrk path may not hold a comma: {paths}")
+        env["WRK_PATHS"] = ",".join(paths)
+    cpu0, t0 = children_cpu_s(), time.perf_counter()
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise BenchError(f"wrk exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    errors = {k: data[k] for k in ("non_2xx", "connect_errors", "read_errors", "write_errors")}
+    errors["timeouts"] = data["timeouts"]
+    return data | {
+        "threads": threads,
+        "rps": data["requests"] / (data["duration_us"] / 1e6),
+        "p50_ms": data["p50_us"] / 1e3,
+        "p99_ms": data["p99_us"] / 1e3,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wrk_cpu_s": cpu,
+        "wrk_wall_s": wall,
+        "wrk_cpu_pct": 100 * cpu / wall,
+        "text": proc.stdout,
+    }
+
+
+def measure_load(
+    server: Server,
+    url: str,
+    body_file: Path,
+    clients: int,
+    *,
+    warmup: int,
+    duration: int,
+    paths: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """``warmup`` seconds of wrk load (not measured), then ``duration`` seconds
+    measured: wrk's summary plus the CPU shares of the server's process tree and of
+    everything else on the machine over the measured seconds. Raises BenchError when
+    wrk fails or the server died meanwhile. ``paths``: as ``run_wrk``'s."""
+    pid = server.proc.pid if server.proc else -1
+    if warmup:
+        run_wrk(url, body_file, clients, warmup, paths=paths)
+    busy0, cpu0, t0 = machine_busy_s(), server_cpu_s(pid), time.perf_counter()
+    data = run_wrk(url, body_file, clients, duration, paths=paths)
+    wall = time.perf_counter() - t0
+    cpu, busy = server_cpu_s(pid) - cpu0, machine_busy_s() - busy0
+    data["server_cpu_s"] = cpu
+    data["server_cpu_pct"] = 100 * cpu / wall
+    # whatever else ran on the machine meanwhile (other users, our own parent)
+    data["others_cpu_pct"] = max(0.0, 100 * (busy - cpu - data["wrk_cpu_s"]) / wall)
+    if server.proc is None or server.proc.poll() is not None:
+        raise BenchError(f"the server exited:\n{server.log_tail()}")
+    return data
+
+
+def cli_available(python: str, *command: str) -> str | None:
+    """None when ``python -m modelyard.cli.main COMMAND --help`` works, else why not."""
+    try:
+        out = subprocess.run(
+            [python, "-m", "modelyard.cli.main", *command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if out.returncode == 0:
+        return None
+    said = (out.stderr or out.stdout).strip().splitlines()
+    return said[-1] if said else f"exit {out.returncode}"
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run like Ctrl+C: every ``finally`` (server stops)
+    runs."""
+
+    def raise_exit(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, raise_exit) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 # -- process trees and memory -----------------------------------------------------------
 
 
@@ -421,6 +671,11 @@ def render_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str
     console.print(table)
 
 
+def fmt_ms(x: float) -> str:
+    """Milliseconds with 2, 1 or 0 decimals by size."""
+    return f"{x:,.2f}" if x < 10 else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+
+
 def fmt_seconds(s: float | None) -> str:
     if s is None:
         return "—"
@@ -463,6 +718,17 @@ def mlflow_version(python: str | None) -> str:
         return out.stdout.strip()
     except (subprocess.SubprocessError, OSError):
         return "?"
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: comma-separated positive integers (``"1,8,64"``)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,8,64, got {text!r}")
+    return values
 
 
 def add_common_args(parser, groups, results) -> None:
@@ -510,6 +776,53 @@ class Row:
     def cells(self) -> list[str]:
         met = "—" if self.met is None else ("yes" if self.met else "NO")
         return [self.workload, self.ours, self.theirs, fmt_ratio(self.ratio), self.goal, met]
+
+
+class RunClock:
+    """A run's wall time and the machine's load average before and after it."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.load_before = os.getloadavg()
+        self.elapsed_s = 0.0
+        self.load_after = self.load_before
+
+    def stop(self) -> None:
+        self.elapsed_s = time.perf_counter() - self.started
+        self.load_after = os.getloadavg()
+
+    def note(self) -> str:
+        """The first line of a run's notes: machine, cores, Python, time, load."""
+        return (
+            f"{platform.node()} · {os.cpu_count()} cores · Python "
+            f"{platform.python_version()} · took {self.elapsed_s / 60:.1f} min · load "
+            f"average {self.load_before[0]:.1f} before, {self.load_after[0]:.1f} after"
+        )
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "elapsed_s": self.elapsed_s,
+            "loadavg_before": self.load_before,
+            "loadavg_after": self.load_after,
+        }
+
+
+def finish(path: Path, meta: dict[str, Any], errors: list[str], **sections: Any) -> int:
+    """``write_results``, say where they went; the exit code: 1 after any error."""
+    write_results(path, meta, errors, **sections)
+    print(f"results: {path}")
+    return 1 if errors else 0
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Exit with ``main()``'s code; Ctrl+C (after the servers were stopped by the
+    ``with`` blocks it unwound) exits 130."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 def write_results(path: Path, meta: dict[str, Any], errors: list[str], **sections: Any) -> None:

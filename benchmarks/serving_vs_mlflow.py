@@ -35,15 +35,11 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,15 +50,12 @@ sys.path.insert(0, str(HERE))
 import _harness as h  # noqa: E402
 
 WORKER = HERE / "serving_workloads.py"
-LUA = HERE / "serving_wrk.lua"
 RESULTS = HERE / "results" / "serving_vs_mlflow.json"
 PATHS = ["tensor", "records"]
 MODEL_NAME = "bench"  # modelyard: registered as models:/bench/1
 ROWS, FEATURES = 10_000, 20
 CHECK_ROWS = 8  # rows whose predictions every endpoint must return before the load
 MAX_BATCH_SIZE, MAX_LATENCY_MS = 64, 2
-WRK_TIMEOUT = "10s"  # a slower response counts in the latency, not as a timeout
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The issue's reference for MLflow 3.17 on this kind of machine.
 REFERENCE = (
@@ -92,52 +85,7 @@ def request(tool: str, path: str, row: dict[str, float]) -> tuple[str, bytes]:
     if tool == "mlflow":
         body = {"inputs": [values]} if path == "tensor" else {"dataframe_records": [row]}
         return "/invocations", json.dumps(body).encode()
-    if path == "tensor":
-        tensor = {"name": "input-0", "shape": [1, len(values)], "datatype": "FP64", "data": values}
-        return f"/v2/models/{MODEL_NAME}/infer", json.dumps({"inputs": [tensor]}).encode()
-    return "/predict", json.dumps({"dataframe_records": [row]}).encode()
-
-
-def predictions(answer: Any) -> list[Any]:
-    """The predicted values in a response body: MLflow's ``{"predictions": [...]}``,
-    an inference response's first output, or a plain list; nested lists flattened."""
-    if isinstance(answer, dict):
-        for key in ("predictions", "prediction", "outputs", "data"):
-            if key in answer:
-                answer = answer[key]
-                break
-        else:
-            raise h.BenchError(f"no predictions in the answer {json.dumps(answer)[:300]}")
-        if isinstance(answer, list) and answer and isinstance(answer[0], dict):
-            if "data" in answer[0]:  # Open Inference Protocol: outputs[0].data
-                answer = answer[0]["data"]
-            else:  # records: [{"prediction": 1}, ...]
-                answer = [next(iter(r.values())) for r in answer]
-    out: list[Any] = []
-
-    def flat(v: Any) -> None:
-        if isinstance(v, list):
-            for x in v:
-                flat(x)
-        else:
-            out.append(v)
-
-    flat(answer)
-    return out
-
-
-def post(url: str, body: bytes, timeout: float = 30) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
-        with contextlib.suppress(json.JSONDecodeError):
-            return exc.code, json.loads(text)
-        return exc.code, text
+    return h.modelyard_request(path, row, MODEL_NAME)
 
 
 # -- one server and its endpoints -------------------------------------------------------
@@ -155,77 +103,6 @@ class Target:
     def url(self, path: str, row: dict[str, float]) -> tuple[str, bytes]:
         url_path, body = request(self.tool, path, row)
         return self.server.url + url_path, body
-
-
-def server_cpu_s(root: int) -> float:
-    """CPU seconds (user + system) of ``root``'s process tree so far, counting the
-    children it has reaped (their time is in its ``cutime``/``cstime``)."""
-    ticks = 0
-    for pid in h.process_tree(root):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        # the fields after the command name: state ppid ... utime(11) stime cutime cstime
-        fields = stat.rsplit(")", 1)[1].split()
-        ticks += sum(int(x) for x in fields[11:15])
-    return ticks / CLK_TCK
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores of the machine have spent busy since boot (/proc/stat)."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:9]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / CLK_TCK
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-# -- the load generator -----------------------------------------------------------------
-
-
-def wrk_threads(clients: int) -> int:
-    return min(clients, 2)
-
-
-def run_wrk(url: str, body_file: Path, clients: int, seconds: int) -> dict[str, Any]:
-    """``wrk --latency`` with our Lua script for ``seconds``; its summary (the script's
-    ``WRK_JSON`` line) plus its own CPU share: CPU seconds of the wrk process (the
-    ``RUSAGE_CHILDREN`` delta around it: nothing else of ours ends meanwhile) over
-    the wall-clock seconds it ran."""
-    threads = wrk_threads(clients)
-    cmd = [
-        "wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--latency",
-        "--timeout", WRK_TIMEOUT, "-s", str(LUA), url,
-    ]  # fmt: skip
-    env = os.environ | {"WRK_BODY": str(body_file)}
-    cpu0, t0 = children_cpu_s(), time.perf_counter()
-    proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
-    )
-    wall, cpu = time.perf_counter() - t0, children_cpu_s() - cpu0
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise h.BenchError(f"wrk exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
-    errors = {k: data[k] for k in ("non_2xx", "connect_errors", "read_errors", "write_errors")}
-    errors["timeouts"] = data["timeouts"]
-    return data | {
-        "threads": threads,
-        "rps": data["requests"] / (data["duration_us"] / 1e6),
-        "p50_ms": data["p50_us"] / 1e3,
-        "p99_ms": data["p99_us"] / 1e3,
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-        "wrk_cpu_s": cpu,
-        "wrk_wall_s": wall,
-        "wrk_cpu_pct": 100 * cpu / wall,
-        "text": proc.stdout,
-    }
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -315,13 +192,13 @@ class Bench:
             got: list[Any] = []
             for row in rows:
                 url, body = target.url(path, row)
-                status, answer = post(url, body)
+                status, answer, _ = h.post(url, body)
                 if status != 200:
                     raise h.BenchError(
                         f"{target.label} {path}: POST {url} answered {status}: "
                         f"{json.dumps(answer)[:600]}"
                     )
-                values = predictions(answer)
+                values = h.predictions(answer)
                 if len(values) != 1:
                     raise h.BenchError(
                         f"{target.label} {path}: expected 1 prediction, got {answer}"
@@ -345,19 +222,15 @@ class Bench:
         url, body = target.url(path, row)
         body_file = tmp / f"body-{target.tool}-{path}.json"
         body_file.write_bytes(body)
-        pid = target.server.proc.pid if target.server.proc else -1
         try:
-            if self.plan.warmup:
-                run_wrk(url, body_file, clients, self.plan.warmup)
-            busy0, cpu0, t0 = machine_busy_s(), server_cpu_s(pid), time.perf_counter()
-            data = run_wrk(url, body_file, clients, self.plan.duration)
-            wall = time.perf_counter() - t0
-            server_cpu, busy = server_cpu_s(pid) - cpu0, machine_busy_s() - busy0
-            data["server_cpu_pct"] = 100 * server_cpu / wall
-            # whatever else ran on the machine meanwhile (other users, our own parent)
-            data["others_cpu_pct"] = max(0.0, 100 * (busy - server_cpu - data["wrk_cpu_s"]) / wall)
-            if target.server.proc is None or target.server.proc.poll() is not None:
-                raise h.BenchError(f"the server exited:\n{target.server.log_tail()}")
+            data = h.measure_load(
+                target.server,
+                url,
+                body_file,
+                clients,
+                warmup=self.plan.warmup,
+                duration=self.plan.duration,
+            )
         except (h.BenchError, subprocess.TimeoutExpired) as exc:
             self.errors.append(f"{path}, {clients} clients ({target.label}): {exc}")
             self.cells.append(Cell(path, clients, target.label, None))
@@ -434,10 +307,6 @@ class Bench:
 # -- the table ------------------------------------------------------------------------------
 
 
-def _ms(x: float) -> str:
-    return f"{x:,.2f}" if x < 10 else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
-
-
 def _errors(d: dict[str, Any]) -> str:
     if not d["errors"]:
         return "0"
@@ -452,7 +321,7 @@ def _times(r: float | None) -> str:
 def _ours_vs_theirs(d: dict[str, Any] | None) -> str:
     if d is None:
         return "—"
-    return f"{d['rps']:,.0f} rps, p99 {_ms(d['p99_ms'])} ms, {d['errors']:,} errors"
+    return f"{d['rps']:,.0f} rps, p99 {h.fmt_ms(d['p99_ms'])} ms, {d['errors']:,} errors"
 
 
 def _goal_8(path: str, ours: dict[str, Any], theirs: dict[str, Any]) -> h.Row:
@@ -497,8 +366,8 @@ def _cells(path: str, clients: int, label: str, d: dict[str, Any] | None) -> lis
         str(clients),
         label,
         f"{d['rps']:,.0f}",
-        _ms(d["p50_ms"]),
-        _ms(d["p99_ms"]),
+        h.fmt_ms(d["p50_ms"]),
+        h.fmt_ms(d["p99_ms"]),
         _errors(d),
         f"{d['wrk_cpu_pct']:.0f}%",
         f"{d['server_cpu_pct']:.0f}%",
@@ -577,40 +446,6 @@ def write_data(path: Path) -> None:
     df.to_parquet(path, index=False)
 
 
-def serve_available(python: str) -> str | None:
-    """None when ``modelyard serve`` exists in this venv, else why not."""
-    try:
-        out = subprocess.run(
-            [python, "-m", "modelyard.cli.main", "serve", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    if out.returncode == 0:
-        return None
-    said = (out.stderr or out.stdout).strip().splitlines()
-    return said[-1] if said else f"exit {out.returncode}"
-
-
-@contextlib.contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run like Ctrl+C: every ``finally`` (server stops)
-    runs."""
-
-    def raise_exit(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    old = {s: signal.signal(s, raise_exit) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     h.add_common_args(parser, PATHS, RESULTS)
@@ -650,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     theirs_python = h.anchor_python(args)
     run_ours = not args.no_modelyard
-    if run_ours and (why := serve_available(sys.executable)):
+    if run_ours and (why := h.cli_available(sys.executable, "serve")):
         print(
             f"error: `modelyard serve` is not available in {Path(sys.executable).parent}: {why}\n"
             "(--no-modelyard runs MLflow alone)",
@@ -674,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     # train each tool, start each server (MLflow: one per path), check the answers
     setup = tools + (len(plan.paths) if theirs_python else 0) + (1 if run_ours else 0) + 1
     started, load_before = time.perf_counter(), os.getloadavg()
-    with _terminate_cleanly(), h.temp_home("serving") as tmp:
+    with h.terminate_cleanly(), h.temp_home("serving") as tmp:
         data = tmp / "data.parquet"
         write_data(data)
         with h.progress(cells + extra + setup) as step:
@@ -707,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
         f"took {elapsed / 60:.1f} min · load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after",
-        f"load: wrk 4 (threads = min(clients, 2), --timeout {WRK_TIMEOUT}), "
+        f"load: wrk 4 (threads = min(clients, 2), --timeout {h.WRK_TIMEOUT}), "
         f"{plan.warmup} s warm-up then {plan.duration} s measured per cell; "
         "the same single row in every request; p50/p99 from wrk's latency histogram",
         "wrk CPU / server CPU / others CPU: CPU seconds (user + system) of the wrk "
