@@ -26,6 +26,7 @@ PUBLIC_NAMES = [
     "psi_categorical",
     "psi_from_counts",
     "quantile_edges",
+    "sample_size_two_means",
     "sample_size_two_proportions",
     "two_proportion_ztest",
     "wasserstein_normed",
@@ -283,3 +284,15 @@ def test_bad_input_raises_invalid_parameter_with_a_clear_message(call, message):
         call()
     assert message in str(info.value)
     assert info.value.code == "INVALID_PARAMETER_VALUE"
+
+
+def test_sample_size_two_means_matches_the_normal_formula():
+    from scipy.stats import norm
+
+    z = norm.ppf(0.975) + norm.ppf(0.8)
+    assert stats.sample_size_two_means(1.0, 0.1) == math.ceil(2 * z**2 / 0.01) == 1570
+    assert stats.sample_size_two_means(2.0, 0.1) == math.ceil(2 * z**2 * 4 / 0.01)
+    with pytest.raises(InvalidParameter, match="std must be a positive"):
+        stats.sample_size_two_means(0.0, 0.1)
+    with pytest.raises(InvalidParameter, match="non-zero"):
+        stats.sample_size_two_means(1.0, 0)

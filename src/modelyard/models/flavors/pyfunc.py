@@ -184,9 +184,11 @@ def _isolated(code: Path) -> Iterator[None]:
     def ours(mod: str) -> bool:
         return mod.split(".", 1)[0] in tops
 
-    saved = {k: v for k, v in sys.modules.items() if ours(k)}
+    # list(...) copies in one step: other threads (a server's event loop) may import
+    # while a model loads, and iterating the live dict would fail mid-way.
+    saved = {k: v for k, v in list(sys.modules.items()) if ours(k)}
     for key in saved:
-        del sys.modules[key]
+        sys.modules.pop(key, None)
     entry, no_bytecode = str(code), sys.dont_write_bytecode
     sys.path.insert(0, entry)
     sys.dont_write_bytecode = True
@@ -197,8 +199,8 @@ def _isolated(code: Path) -> Iterator[None]:
         sys.dont_write_bytecode = no_bytecode
         with contextlib.suppress(ValueError):
             sys.path.remove(entry)
-        for key in [k for k in sys.modules if ours(k)]:
-            del sys.modules[key]
+        for key in [k for k in list(sys.modules) if ours(k)]:
+            sys.modules.pop(key, None)
         sys.modules.update(saved)
 
 
