@@ -1,7 +1,7 @@
 """The deployment gateway's cost: a canary split against the model server directly,
 under the same load; and how soon a canary whose gate fails stops getting traffic.
 
-    .venv/bin/python benchmarks/gateway_overhead.py            # 10 s per cell, 2 rounds (~15 min)
+    .venv/bin/python benchmarks/gateway_overhead.py            # 5 s per cell, 4 rounds (~18 min)
     .venv/bin/python benchmarks/gateway_overhead.py --quick    # 3 s per cell, 1 round (~4 min)
     .venv/bin/python benchmarks/gateway_overhead.py --only overhead --sides split,canary --clients 8
     .venv/bin/python benchmarks/gateway_overhead.py --only rollback --repeats 5
@@ -47,9 +47,10 @@ the encoder raise inside the model: a 500.
    tensor path ``/v2/models/NAME/infer`` and the records path ``/predict/NAME``, at
    1, 8 and 64 keep-alive connections, a warm-up then ``--duration`` seconds per
    cell; afterwards v2's share of the answers under load is read from the server's
-   ``/metrics``. With ``--rounds 2`` (the default) every server runs twice, the order
-   reversed the second time (each anchor next to the gateway it is judged against);
-   each cell shows the median of the rounds.
+   ``/metrics``. With ``--rounds 4`` (the default) every server runs four times, the
+   order reversed every other round (each anchor next to the gateway it is judged
+   against); each cell shows the median of the rounds. On a VM the same cell moves by
+   ±0.2 in throughput ratio from run to run: more, shorter rounds beat fewer long ones.
 2. Rollback. ``modelyard gateway bench2-N`` for a fresh deployment (v1 stable);
    client threads post single rows and record each request's send and receive
    times, status and ``x-deployment-variant``; after 1 s a canary of
@@ -178,11 +179,11 @@ serve_gateway(options, "127.0.0.1", int(port))
 
 @dataclass(frozen=True)
 class Plan:
-    duration: int = 10  # seconds per measured cell
+    duration: int = 5  # seconds per measured cell
     warmup: int = 2  # seconds of the same load before each cell, not measured
     clients: tuple[int, ...] = (1, 8, 64)
     paths: tuple[str, ...] = tuple(PATHS)
-    rounds: int = 2  # each server started this many times, the order alternating
+    rounds: int = 4  # each server started this many times, the order alternating
     sides: tuple[str, ...] = SIDES  # the servers measured (anchors and gateways)
     repeats: int = 3  # rollback runs
     threads: int = 4  # client threads of the rollback part
@@ -869,7 +870,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", nargs="+", choices=PARTS, metavar="PART", help=f"a subset: {' '.join(PARTS)}"
     )
     parser.add_argument("--paths", default="tensor,records", help="overhead: request paths")
-    parser.add_argument("--duration", type=int, help="seconds per measured cell (default 10)")
+    parser.add_argument("--duration", type=int, help="seconds per measured cell (default 5)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up load per cell (default 2)")
     parser.add_argument(
         "--clients",
@@ -877,7 +878,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=(1, 8, 64),
         help="concurrent connections, comma-separated (default 1,8,64)",
     )
-    parser.add_argument("--rounds", type=int, help="overhead: server starts per side (2; quick 1)")
+    parser.add_argument("--rounds", type=int, help="overhead: server starts per side (4; quick 1)")
     parser.add_argument(
         "--sides",
         default=",".join(SIDES),
