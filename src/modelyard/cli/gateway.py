@@ -7,12 +7,12 @@ shadow mirroring), which follows what ``modelyard deploy ...`` stores.
 
 from __future__ import annotations
 
-import errno
 from typing import Annotated
 
 import typer
 
-from modelyard.cli import is_loopback, render
+from modelyard.cli import render
+from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
 
 __all__ = ["gateway"]
 
@@ -94,13 +94,13 @@ def gateway(
         policy=BatchPolicy(max_batch_size, max_latency_ms, max_queue_rows),
         allow_pickle=allow_pickle,
     )
-    if not is_loopback(host):
-        render.print_warning(
-            f"binding {host}: the gateway has no authentication; anyone who can reach "
-            f"port {port} can call the deployments and send feedback."
-        )
-    url_host = f"[{host}]" if ":" in host else host
-    url = f"http://{url_host}:{port}"
+    warn_if_exposed(
+        host,
+        port,
+        "the gateway has no authentication; anyone who can reach port {port} can call "
+        "the deployments and send feedback.",
+    )
+    url = base_url(host, port)
     lines = [f"modelyard gateway on [bold]{url}[/bold] (Ctrl+C stops it)"]
     for name in unique:
         lines.append(f"  {name:<14} POST {url}/predict/{name}")
@@ -110,12 +110,4 @@ def gateway(
     if prediction_log:
         lines.append(f"  {'predictions':<14} {prediction_log}")
     render.stderr_console().print("\n".join(lines), soft_wrap=True, highlight=False)
-    try:
-        serve_gateway(options, host, port, log_level=log_level)
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            render.print_error(
-                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
-            )
-            raise typer.Exit(1) from None
-        raise
+    run_listening(lambda: serve_gateway(options, host, port, log_level=log_level), host, port)

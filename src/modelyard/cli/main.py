@@ -7,17 +7,17 @@ code 1 — never a traceback: `_Group` prints it and exits.
 
 from __future__ import annotations
 
-import errno
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from modelyard._version import __version__
-from modelyard.cli import Services, deploy, experiments, is_loopback, models, render, runs
+from modelyard.cli import Services, deploy, experiments, models, render, runs
 from modelyard.cli.build import build
 from modelyard.cli.check import check
 from modelyard.cli.gateway import gateway
+from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
 from modelyard.cli.predict import predict
 from modelyard.cli.serve import serve
 from modelyard.core.errors import ModelyardError
@@ -96,27 +96,20 @@ def server(
     from modelyard.server.run import serve
 
     settings = load_settings()
-    if not is_loopback(host):
-        render.print_warning(
-            f"binding {host}: the server has no authentication; anyone who can reach "
-            f"port {port} can read and write every experiment, run and artifact."
-        )
-    url_host = f"[{host}]" if ":" in host else host
-    url = f"http://{url_host}:{port}"
+    warn_if_exposed(
+        host,
+        port,
+        "the server has no authentication; anyone who can reach port {port} can read "
+        "and write every experiment, run and artifact.",
+    )
+    url = base_url(host, port)
     render.stderr_console().print(
         f"modelyard server on [bold]{url}[/bold] (Ctrl+C stops it)\n"
         f"  API docs        {url}/docs\n"
         f"  mlflow clients  export MLFLOW_TRACKING_URI={url}",
         soft_wrap=True,
     )
-    try:
-        serve(settings, host, port, log_level=log_level)
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            raise fail(
-                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
-            ) from None
-        raise
+    run_listening(lambda: serve(settings, host, port, log_level=log_level), host, port)
 
 
 @app.command()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 from typing import Annotated
 
 import typer
 
-from modelyard.cli import is_loopback, render
+from modelyard.cli import render
+from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
 
 __all__ = ["serve"]
 
@@ -85,13 +85,13 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         prediction_log=log_predictions,
     )
-    if not is_loopback(host):
-        render.print_warning(
-            f"binding {host}: the model server has no authentication; anyone who can "
-            f"reach port {port} can call the models."
-        )
-    url_host = f"[{host}]" if ":" in host else host
-    url = f"http://{url_host}:{port}"
+    warn_if_exposed(
+        host,
+        port,
+        "the model server has no authentication; anyone who can reach port {port} can "
+        "call the models.",
+    )
+    url = base_url(host, port)
     lines = [f"modelyard model server on [bold]{url}[/bold] (Ctrl+C stops it)"]
     for spec in specs:
         follow = "  (follows the alias)" if spec.follows else ""
@@ -99,14 +99,11 @@ def serve(
         lines.append(f"  {'':<14} POST {url}/v2/models/{spec.name}/infer")
     lines.append(f"  {'health':<14} {url}/v2/health/ready    metrics {url}/metrics")
     render.stderr_console().print("\n".join(lines), soft_wrap=True, highlight=False)
-    try:
-        serve_models(options, host, port, workers=workers, log_level=log_level)
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            raise render_fail(
-                f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port or --host"
-            ) from None
-        raise
+    run_listening(
+        lambda: serve_models(options, host, port, workers=workers, log_level=log_level),
+        host,
+        port,
+    )
 
 
 def apply_batch_overrides(specs: list, overrides: list[str]) -> list:
@@ -136,8 +133,3 @@ def apply_batch_overrides(specs: list, overrides: list[str]) -> list:
             ) from None
         by_name[name] = replace(spec, policy=policy)
     return [by_name[s.name] for s in specs]
-
-
-def render_fail(message: str) -> typer.Exit:
-    render.print_error(message)
-    return typer.Exit(1)
