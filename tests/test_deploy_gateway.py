@@ -196,21 +196,24 @@ def test_feedback_joins_to_the_answer_and_refuses_unknown_ids(svc, trained, gate
         url, json={"dataframe_records": trained.frame.head(1).to_dict("records")}, timeout=30
     )
     rid = answer.headers["x-request-id"]
-    ok = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "label": 1})
+    ok = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "label": 1}, timeout=30)
     assert ok.status_code == 200
     assert ok.json()["feedback"] == [
         {"request_id": rid, "model": name, "variant": "stable", "version": "1"}
     ]
     row = svc.store.get_feedback(rid)
     assert row["label"] == "1" and row["prediction"] == str(answer.json()["predictions"])
-    unknown = httpx.post(f"{gateway.url}/feedback", json={"request_id": "nope", "label": 1})
+    unknown = httpx.post(
+        f"{gateway.url}/feedback", json={"request_id": "nope", "label": 1}, timeout=30
+    )
     assert unknown.status_code == 404 and "nope" in unknown.json()["message"]
     assert svc.store.get_feedback("nope") is None
-    bad = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "labl": 1})
+    bad = httpx.post(f"{gateway.url}/feedback", json={"request_id": rid, "labl": 1}, timeout=30)
     assert bad.status_code == 400 and "labl" in bad.json()["message"]
     mixed = httpx.post(
         f"{gateway.url}/feedback",
         json=[{"request_id": rid, "reward": 1.0}, {"request_id": "nope", "reward": 1.0}],
+        timeout=30,
     )
     assert mixed.status_code == 404
     assert svc.store.get_feedback(rid)["reward"] is None  # nothing of the batch stored

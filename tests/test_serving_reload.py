@@ -236,7 +236,7 @@ def test_a_full_prediction_log_drops_and_counts_and_never_blocks():
         written.extend(records)
 
     drops = []
-    log = PredictionLog(slow_sink, max_queue=5, chunk=100, on_drop=lambda: drops.append(1))
+    log = PredictionLog(slow_sink, max_queue=5, chunk=1, on_drop=lambda: drops.append(1))
     rec = PredictionRecord("r", 0, "m", "1", "predict", np.zeros((1, 2)), np.zeros(1), 1.0)
     started = time.perf_counter()
     accepted = sum(log.record(rec) for _ in range(50))
@@ -271,3 +271,40 @@ def test_prediction_log_files_are_partitioned_by_model_and_hour(tmp_path: Path):
     parts = sorted(str(p.relative_to(tmp_path).parent) for p in tmp_path.rglob("*.parquet"))
     assert len(parts) == 3 and all(p.startswith("model=churn/date=") for p in parts)
     assert len({p.split("hour=")[1] for p in parts}) == 3
+
+
+def test_a_trickle_of_records_is_written_in_few_files_and_close_loses_none():
+    calls: list[int] = []
+    log = PredictionLog(lambda records: calls.append(len(records)), flush_seconds=0.5)
+    for i in range(40):
+        log.record(PredictionRecord(f"r{i}", i, "m", "1", "predict", [i], [i], 1.0))
+        time.sleep(0.01)
+    log.close()
+    assert sum(calls) == 40
+    assert len(calls) <= 3  # one chunk per half second, not one per handful of records
+
+
+def test_find_prediction_searches_the_named_models_only(tmp_path: Path):
+    from modelyard.serving.prediction_log import ParquetSink, find_prediction
+
+    sink = ParquetSink(str(tmp_path))
+    now = 1_790_000_000_000
+    for model in ("churn", "fraud"):
+        sink.write(
+            [
+                PredictionRecord(f"{model}-{i}", now + i, model, "3", "predict", [i], [i * 2], 1.0)
+                for i in range(5)
+            ]
+        )
+    hit = find_prediction(str(tmp_path), "fraud-4", "fraud")
+    assert hit == {
+        "model": "fraud",
+        "variant": None,
+        "version": "3",
+        "prediction": [8],
+        "predicted_at": now + 4,
+    }
+    assert find_prediction(str(tmp_path), "fraud-4", ["churn"]) is None
+    assert find_prediction(str(tmp_path), "fraud-4")["model"] == "fraud"
+    assert find_prediction(str(tmp_path), "nope") is None
+    assert find_prediction(str(tmp_path / "missing"), "fraud-4") is None

@@ -123,11 +123,13 @@ def log_feedback(
     label: Any = None,
     reward: float | None = None,
     predictions: str | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Record the outcome of the answered request ``request_id`` (its
     ``x-request-id``): a ``label`` (ground truth) or a ``reward``. Joined to the
-    logged prediction under ``predictions`` (default ``predictions_root()``);
-    an unknown request id raises ResourceNotFound and stores nothing."""
+    logged prediction under ``predictions`` (default ``predictions_root()``),
+    searching only ``model``'s log when given; an unknown request id raises
+    ResourceNotFound and stores nothing."""
     from modelyard.serving.prediction_log import find_prediction
 
     root = predictions or predictions_root()
@@ -135,5 +137,5 @@ def log_feedback(
         request_id,
         label=label,
         reward=reward,
-        lookup=lambda rid: find_prediction(root, rid),
+        lookup=lambda rid: find_prediction(root, rid, model),
     )

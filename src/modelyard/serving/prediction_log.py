@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ class PredictionLog:
         sink: PredictionSink | Callable[[list[PredictionRecord]], None],
         *,
         max_queue: int = 10_000,
-        chunk: int = 1_000,
+        chunk: int = 5_000,
         flush_seconds: float = 1.0,
         on_drop: Callable[[], None] | None = None,
     ) -> None:
@@ -162,6 +163,9 @@ class PredictionLog:
             close()
 
     def _drain(self) -> None:
+        """Collect a chunk for up to ``flush_seconds`` after its first record, then
+        write it: at most one file per model and hour per interval, whatever the
+        request rate (a file per handful of records would make lookups crawl)."""
         stop = False
         while not stop:
             try:
@@ -173,9 +177,11 @@ class PredictionLog:
                 stop = True
             else:
                 chunk.append(first)
-            while len(chunk) < self._chunk:
+            deadline = time.monotonic() + self._flush_seconds
+            while not stop and len(chunk) < self._chunk:
+                wait = deadline - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -190,32 +196,34 @@ class PredictionLog:
                     log.exception("prediction log sink failed; %d records lost", len(chunk))
 
 
-def find_prediction(root: str, request_id: str, model: str | None = None) -> dict[str, Any] | None:
-    """The logged answer to ``request_id`` under ``root`` (one model's partitions, or
-    all), newest hour first; None when it was never logged. Reads only the
-    ``request_id`` column of each file until it finds a match."""
-    import io
-
+def find_prediction(
+    root: str, request_id: str, models: str | list[str] | None = None
+) -> dict[str, Any] | None:
+    """The logged answer to ``request_id`` under ``root`` (the partitions of
+    ``models``, or all), newest file first; None when it was never logged. Reads
+    only the ``request_id`` column of each file until it finds a match."""
     import pyarrow.parquet as pq
 
     from modelyard.core.artifacts import open_artifact_store
 
     store = open_artifact_store(root)
-    prefix = f"model={model}" if model else ""
-    try:
-        files = [
-            f"{prefix}/{f.path}" if prefix else f.path
-            for f in store.walk(prefix)
-            if f.path.endswith(".parquet")
-        ]
-    except FileNotFoundError:
-        return None
-    for path in sorted(files, reverse=True):
-        data = store.read_bytes(path)
-        ids = pq.read_table(io.BytesIO(data), columns=["request_id"]).column(0).to_pylist()
-        if request_id not in ids:
+    if isinstance(models, str):
+        models = [models]
+    files = []
+    for prefix in [f"model={m}" for m in models] if models else [""]:
+        try:
+            found = list(store.walk(prefix))
+        except FileNotFoundError:
             continue
-        row = pq.read_table(io.BytesIO(data)).slice(ids.index(request_id), 1).to_pylist()[0]
+        files += [f"{prefix}/{f.path}".lstrip("/") for f in found if f.path.endswith(".parquet")]
+    # newest first: a file's name starts with its write time
+    for path in sorted(files, key=lambda p: p.rsplit("/", 1)[-1], reverse=True):
+        with store.open_file(path) as f:
+            parquet = pq.ParquetFile(f)
+            ids = parquet.read(columns=["request_id"]).column(0).to_pylist()
+            if request_id not in ids:
+                continue
+            row = parquet.read().slice(ids.index(request_id), 1).to_pylist()[0]
         outputs = orjson.loads(row["outputs"]) if row.get("outputs") else None
         if isinstance(outputs, dict):  # several outputs: the first
             outputs = next(iter(outputs.values()), None)

@@ -166,7 +166,7 @@ def create_gateway_app(
                 if request_id not in found:
                     hit = gateway.find(request_id)
                     if hit is None and prediction_log:
-                        hit = find_prediction(prediction_log, request_id)
+                        hit = find_prediction(prediction_log, request_id, options.deployments)
                     found[request_id] = hit
                 return found[request_id]
 
