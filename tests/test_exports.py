@@ -54,6 +54,7 @@ PUBLIC_NAMES = [
     "model_history",
     "model_registry",
     "models",
+    "monitor",
     "predict_batch",
     "promote_deployment",
     "register_model",
@@ -120,6 +121,7 @@ DEFINED_IN = {
     "log_model": "modelyard.models.logging",
     "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # the subpackage itself
+    "monitor": "modelyard.monitor",
 }
 
 # Libraries that `import modelyard` must not load: each costs tens to hundreds of ms.

@@ -91,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "modelyard.models.loader",
     "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # a subpackage: my.models.save(...)
+    "monitor": "modelyard.monitor",  # a subpackage: my.monitor.drift(...)
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -111,7 +112,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from modelyard import models  # noqa: F401
+    from modelyard import models, monitor  # noqa: F401
     from modelyard.core.config import Settings  # noqa: F401
     from modelyard.core.errors import ModelyardError  # noqa: F401
     from modelyard.models.loader import load_model  # noqa: F401

@@ -20,11 +20,15 @@ from modelyard.stats.drift import (
     jensen_shannon_categorical,
     jensen_shannon_from_counts,
     ks_2samp,
+    ks_from_counts,
+    ks_sorted,
     psi,
     psi_categorical,
     psi_from_counts,
     quantile_edges,
+    wasserstein_from_counts,
     wasserstein_normed,
+    wasserstein_sorted,
 )
 from modelyard.stats.tests import (
     MeanDifferenceResult,
@@ -46,6 +50,8 @@ __all__ = [
     "jensen_shannon_categorical",
     "jensen_shannon_from_counts",
     "ks_2samp",
+    "ks_from_counts",
+    "ks_sorted",
     "psi",
     "psi_categorical",
     "psi_from_counts",
@@ -53,6 +59,8 @@ __all__ = [
     "sample_size_two_means",
     "sample_size_two_proportions",
     "two_proportion_ztest",
+    "wasserstein_from_counts",
     "wasserstein_normed",
+    "wasserstein_sorted",
     "welch_ttest",
 ]
