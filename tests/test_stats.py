@@ -22,6 +22,8 @@ PUBLIC_NAMES = [
     "jensen_shannon_categorical",
     "jensen_shannon_from_counts",
     "ks_2samp",
+    "ks_from_counts",
+    "ks_sorted",
     "psi",
     "psi_categorical",
     "psi_from_counts",
@@ -29,7 +31,9 @@ PUBLIC_NAMES = [
     "sample_size_two_means",
     "sample_size_two_proportions",
     "two_proportion_ztest",
+    "wasserstein_from_counts",
     "wasserstein_normed",
+    "wasserstein_sorted",
     "welch_ttest",
 ]
 

@@ -449,7 +449,9 @@ def _numerical(
             distance = wasserstein_sorted(*sorted_values)
         else:
             low, high = min(r.min, c.min), max(r.max, c.max)
-            distance = wasserstein_from_counts(r.edges, r.counts, c.counts, low, high)
+            distance = wasserstein_from_counts(
+                r.edges, r.counts, c.counts, low, high, r.sums, c.sums
+            )
         result.statistic = distance / max(r.std, MIN_STD)
 
 

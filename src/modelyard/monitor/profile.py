@@ -56,6 +56,7 @@ class ColumnProfile:
     quantiles: list[float] | None = None  # at QUANTILES
     edges: list[float] | None = None
     counts: list[int] | None = None
+    sums: list[float] | None = None  # sum of the values in each bin (exact Wasserstein)
     categories: dict[str, int] | None = None
     other: int = 0
     message: str | None = None  # why the column could not be profiled
@@ -92,6 +93,8 @@ class ColumnProfile:
         )
         out.edges = self.edges
         out.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        if self.sums is not None and other.sums is not None:
+            out.sums = [a + b for a, b in zip(self.sums, other.sums, strict=True)]
         out.quantiles = quantiles_from_counts(out.edges, out.counts, out.min, out.max)
         return out
 
@@ -138,7 +141,10 @@ def numeric_profile(
         ).tolist()
     prof.edges = list(edges)
     below = np.searchsorted(sorted_values, np.asarray(edges, dtype=float), side="right")
-    prof.counts = np.diff(np.concatenate([[0], below, [sorted_values.size]])).tolist()
+    bounds = np.concatenate([[0], below, [sorted_values.size]])
+    prof.counts = np.diff(bounds).tolist()
+    running = np.concatenate([[0.0], np.cumsum(sorted_values, dtype=np.float64)])
+    prof.sums = np.diff(running[bounds]).tolist()
     if sorted_values.size:
         prof.min, prof.max = float(sorted_values[0]), float(sorted_values[-1])
         prof.mean = float(np.mean(sorted_values, dtype=np.float64))
