@@ -24,6 +24,7 @@ PUBLIC_NAMES = [
     "ab_report",
     "active_run",
     "approve",
+    "check_model",
     "client",
     "compare_runs",
     "configure",
@@ -44,6 +45,7 @@ PUBLIC_NAMES = [
     "log_dict",
     "log_feedback",
     "log_figure",
+    "log_labels",
     "log_metric",
     "log_metrics",
     "log_model",
@@ -55,6 +57,8 @@ PUBLIC_NAMES = [
     "model_registry",
     "models",
     "monitor",
+    "monitor_alerts",
+    "monitor_service",
     "predict_batch",
     "promote_deployment",
     "register_model",
@@ -63,6 +67,7 @@ PUBLIC_NAMES = [
     "rollback_deployment",
     "search_runs",
     "set_alias",
+    "set_baseline",
     "set_experiment",
     "set_policy",
     "set_tag",
@@ -76,6 +81,16 @@ PUBLIC_NAMES = [
 ]
 
 DEFINED_IN = {
+    **{
+        name: "modelyard.sdk.monitor"
+        for name in (
+            "check_model",
+            "log_labels",
+            "monitor_alerts",
+            "monitor_service",
+            "set_baseline",
+        )
+    },
     **{
         name: "modelyard.sdk.deploy"
         for name in (

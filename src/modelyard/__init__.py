@@ -83,6 +83,16 @@ _EXPORTS: dict[str, str] = {
             "start_shadow",
         )
     },
+    **{
+        name: "modelyard.sdk.monitor"
+        for name in (
+            "check_model",
+            "log_labels",
+            "monitor_alerts",
+            "monitor_service",
+            "set_baseline",
+        )
+    },
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
@@ -119,5 +129,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.models.logging import log_model  # noqa: F401
     from modelyard.sdk.deploy import *  # noqa: F403
     from modelyard.sdk.fluent import *  # noqa: F403
+    from modelyard.sdk.monitor import *  # noqa: F403
     from modelyard.serving.batch import predict_batch  # noqa: F401
     from modelyard.tracking.entities import Metric, Param, Run, RunTag  # noqa: F401

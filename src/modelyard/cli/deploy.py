@@ -10,7 +10,6 @@ service and the data stack load when a command runs, not when the CLI starts.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import typer
 
 from modelyard.cli import JsonFlag, render
 from modelyard.cli import render_deploy as view
+from modelyard.core.durations import parse_seconds
 from modelyard.core.errors import InvalidParameter, InvalidState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,19 +67,15 @@ def _show(parts: Sequence[RenderableType]) -> None:
 
 
 # -- parsing ----------------------------------------------------------------------------
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
 def parse_duration(text: str, option: str = "--step-duration") -> float:
     """``500ms``, ``30s``, ``2m``, ``1h`` or plain seconds (``90``) -> seconds."""
-    match = _DURATION.match(text)
-    if match is None:
+    try:
+        return parse_seconds(text)
+    except InvalidParameter:
         raise typer.BadParameter(
             f"{text!r} is not a duration; expected e.g. 500ms, 30s, 2m, 1h or plain seconds",
             param_hint=option,
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        ) from None
 
 
 def parse_steps(text: str) -> list[float]:

@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 
 from modelyard.core.errors import InvalidState, ResourceAlreadyExists, ResourceNotFound
 from modelyard.core.ids import now_ms
+from modelyard.core.store import feedback
 from modelyard.core.store import schema as t
 from modelyard.core.store.audit import list_events, record_event
 from modelyard.core.store.retry import retrying
@@ -25,7 +26,6 @@ from modelyard.deploy.entities import Deployment
 __all__ = ["Change", "SqlDeploymentStore"]
 
 d = t.deployments.c
-fb = t.feedback.c
 
 # What a change function returns: (audit action, details), or None for "no change".
 Change = tuple[str, dict[str, Any]] | None
@@ -172,45 +172,22 @@ class SqlDeploymentStore:
                     e[key] = json.loads(e[key])
         return events
 
-    # -- feedback ------------------------------------------------------------------
+    # -- feedback (the table is shared with monitoring: core.store.feedback) --------
     @retrying
     def add_feedback(self, row: dict[str, Any]) -> None:
         """Store one outcome; a second one for the same request replaces the first."""
-        values = {
-            **row,
-            "prediction": _json(row.get("prediction")),
-            "label": _json(row.get("label")),
-            "created_at": now_ms(),
-        }
         with self.engine.begin() as conn:
-            conn.execute(delete(t.feedback).where(fb.request_id == row["request_id"]))
-            conn.execute(insert(t.feedback).values(**values))
+            feedback.add_feedback(conn, [row])
 
     @retrying
     def feedback(self, model: str, since_ms: int | None = None) -> list[dict[str, Any]]:
-        stmt = select(t.feedback).where(fb.model == model).order_by(fb.created_at)
-        if since_ms is not None:
-            stmt = stmt.where(fb.predicted_at >= since_ms)
         with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        for r in rows:
-            r["prediction"] = _unjson(r["prediction"])
-            r["label"] = _unjson(r["label"])
-        return rows
+            return feedback.list_feedback(conn, model, since_ms)
 
     @retrying
     def get_feedback(self, request_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.feedback).where(fb.request_id == request_id)).first()
-        return None if row is None else dict(row._mapping)
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
-
-
-def _unjson(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+            return feedback.get_feedback(conn, request_id)
 
 
 def _deployment(row: Any) -> Deployment:

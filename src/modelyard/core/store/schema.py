@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alerts",
     "approval_policies",
     "audit_events",
     "deployments",
@@ -362,4 +363,25 @@ feedback = Table(
     Column("predicted_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_feedback_model", "model", "variant"),
+)
+
+# -- monitoring ---------------------------------------------------------------------
+
+# Fired alerts, newest last: the history `modelyard monitor alerts` lists, the
+# cooldown's memory, and (trigger = true) the events the pipelines' agent consumes.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("rule", String(256), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("metric", String(256), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("condition", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("deliveries", Text, nullable=True),  # JSON: sink -> "ok" or the error
+    Column("trigger", Boolean, nullable=False),
+    Column("fired_at", BigInteger, nullable=False),
+    Index("ix_alerts_model_rule", "model", "rule", "fired_at"),
 )

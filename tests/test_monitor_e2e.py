@@ -1,0 +1,181 @@
+"""Serving → prediction store → drift, quality and performance → alerts → webhook.
+
+A real ``modelyard serve`` logs what it answers; the test drives it over HTTP with
+data whose first feature has shifted, labels the answers through the SDK (half of
+them wrong: concept drift), runs a monitoring check with alert rules, and a real
+HTTP server on loopback receives the webhooks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+import modelyard as my
+from infra.model_server import running_model_server, trained_models  # noqa: F401
+from modelyard.core.errors import InvalidParameter, ResourceNotFound
+
+
+class Hook:
+    """An HTTP server on loopback that keeps every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                size = int(self.headers["content-length"])
+                received.append(json.loads(self.rfile.read(size)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served(trained_models, tmp_path_factory):  # noqa: F811
+    """The baseline of churn v1, then 120 shifted requests answered and logged."""
+    frame = trained_models.frame
+    target = (frame.f0 + 0.5 * frame.f1 - frame.f2 > 0).astype("int64")
+    baseline = my.set_baseline("models:/churn/1", frame.assign(churned=target), target="churned")
+    log_dir = trained_models.settings["MODELYARD_ARTIFACTS"] + "/predictions"
+    shifted = frame.assign(f0=frame.f0 + 1.5).head(120)
+    answers = []
+    tmp = tmp_path_factory.mktemp("monitor-e2e")
+    with running_model_server(
+        trained_models,
+        tmp / "serve.log",
+        "--log-predictions",
+        log_dir,
+        models={"churn": "models:/churn/1"},
+    ) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for i in range(len(shifted)):
+                r = client.post(
+                    "/predict/churn", json={"records": shifted.iloc[[i]].to_dict("records")}
+                )
+                assert r.status_code == 200
+                answers.append((r.headers["x-request-id"], r.json()["predictions"][0]))
+        assert server.stop() in (0, -15)  # a clean stop writes what is queued
+    return baseline, answers
+
+
+def test_the_baseline_profiles_features_predictions_and_target(served):
+    baseline, _ = served
+    assert baseline.version == "1" and baseline.rows == 300 and baseline.features[0] == "f0"
+    assert set(baseline.profile.columns) == {*baseline.features, "prediction", "churned"}
+    assert baseline.profile.columns["prediction"].kind == "categorical"
+    assert baseline.metrics["accuracy"] > 0.9
+    again = my.monitor_service().baseline("churn", "1")
+    assert again.to_dict() == baseline.to_dict()
+    with pytest.raises(ResourceNotFound, match="no monitoring baseline"):
+        my.monitor_service().baseline("churn", "9")
+
+
+def test_drift_and_concept_drift_fire_alerts_that_reach_the_webhook_once(served):
+    _, answers = served
+    # ground truth arrives later: every other answer was wrong
+    labels = pd.DataFrame(
+        {
+            "request_id": [rid for rid, _ in answers],
+            "label": [p if i % 2 else 1 - p for i, (_, p) in enumerate(answers)],
+        }
+    )
+    assert my.log_labels("churn", labels) == len(answers)
+    hook = Hook()
+    rules = [
+        {
+            "name": "feature-drift",
+            "metric": "drift_share",
+            "condition": "> 0.02",
+            "severity": "critical",
+            "cooldown": "1h",
+            "sinks": ["log", f"webhook:{hook.url}", "trigger"],
+        },
+        {
+            "name": "accuracy-drop",
+            "metric": "accuracy_change",
+            "condition": "< -0.2",
+            "sinks": [f"webhook:{hook.url}"],
+        },
+        {"name": "calm", "metric": "missing_rate", "condition": "> 0.5"},
+    ]
+    try:
+        check = my.check_model("churn", window="1h", rules=rules)
+        assert check.version == "1" and check.rows == len(answers)
+        assert check.drift.column("f0").drifted and check.drift.drifted_columns == ["f0"]
+        assert check.figures["drift_share"] == pytest.approx(1 / 20)
+        assert check.figures["label_coverage"] == 1.0
+        assert check.figures["accuracy"] == pytest.approx(0.5, abs=0.01)
+        assert check.figures["accuracy_change"] < -0.4
+        assert sorted(a.rule for a in check.alerts) == ["accuracy-drop", "feature-drift"]
+        assert sorted(b["alert"]["rule"] for b in hook.received) == [
+            "accuracy-drop",
+            "feature-drift",
+        ]
+        drift_alert = next(
+            b["alert"] for b in hook.received if b["alert"]["rule"] == "feature-drift"
+        )
+        assert drift_alert["value"] == pytest.approx(1 / 20) and drift_alert["trigger"] is True
+        stored = my.monitor_alerts("churn")
+        assert {a.rule: a.deliveries for a in stored} == {
+            "feature-drift": {"log": "ok", f"webhook:{hook.url}": "ok", "trigger": "ok"},
+            "accuracy-drop": {f"webhook:{hook.url}": "ok"},
+        }
+        # still drifting a moment later: the cooldown holds both back
+        again = my.check_model("churn", window="1h", rules=rules)
+        assert again.alerts == [] and len(hook.received) == 2
+        assert len(my.monitor_alerts("churn")) == 2
+    finally:
+        hook.close()
+
+
+def test_a_dead_webhook_is_recorded_not_raised(served):
+    dead = "http://127.0.0.1:9/hook"  # the discard port: nothing listens
+    rule = {
+        "name": "dead-hook",
+        "metric": "rows",
+        "condition": ">= 1",
+        "sinks": [f"webhook:{dead}"],
+    }
+    check = my.check_model("churn", rules=[rule])
+    (alert,) = check.alerts
+    assert alert.deliveries[f"webhook:{dead}"].startswith("error: ConnectError")
+    assert my.monitor_alerts("churn", limit=1)[0].id == alert.id
+
+
+def test_labels_for_unknown_requests_store_nothing(served):
+    _, answers = served
+    before = len(my.monitor_service().store.feedback("churn"))
+    bad = pd.DataFrame({"request_id": [answers[0][0], "never-answered"], "label": [1, 0]})
+    with pytest.raises(
+        InvalidParameter, match="never answered .*'never-answered'.*nothing was stored"
+    ):
+        my.log_labels("churn", bad)
+    with pytest.raises(InvalidParameter, match="need a 'label' column"):
+        my.log_labels("churn", pd.DataFrame({"request_id": ["x"]}))
+    assert len(my.monitor_service().store.feedback("churn")) == before
+
+
+def test_an_empty_window_and_a_model_without_baseline_say_so(served):
+    empty = my.check_model("nobody", window="1h")
+    assert empty.rows == 0 and empty.message == "no predictions in the window"
+    assert empty.figures == {"rows": 0.0}
+    with pytest.raises(InvalidParameter, match="window: '1 hour' is not a duration"):
+        my.check_model("churn", window="1 hour")
+    np.testing.assert_equal(my.check_model("churn", window="1h").rows, len(served[1]))
