@@ -9,6 +9,7 @@ HTTP server on loopback receives the webhooks.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -179,3 +180,74 @@ def test_an_empty_window_and_a_model_without_baseline_say_so(served):
     with pytest.raises(InvalidParameter, match="window: '1 hour' is not a duration"):
         my.check_model("churn", window="1 hour")
     np.testing.assert_equal(my.check_model("churn", window="1h").rows, len(served[1]))
+
+
+def test_the_cli_shows_status_writes_the_report_and_lists_alerts(served, tmp_path):
+    from html.parser import HTMLParser
+
+    from typer.testing import CliRunner
+
+    from modelyard.cli.main import app
+
+    runner = CliRunner()
+    table = runner.invoke(app, ["monitor", "status", "churn", "--window", "1h"])
+    assert table.exit_code == 0, table.output
+    assert "Feature drift" in table.output, table.output
+    assert re.search(r"│ predictions\s+│ 120\s+│", table.output), table.output
+    f0 = next(line for line in table.output.splitlines() if line.startswith("│ f0 "))
+    assert "│ drift " in f0 and "│ ks " in f0  # 300 reference rows: a test, not a distance
+    doc = json.loads(runner.invoke(app, ["monitor", "status", "churn", "--json"]).output)
+    assert doc["figures"]["drift:f0"] == 1.0 and doc["drift"]["drifted_columns"] == ["f0"]
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: cli-rule, metric: 'drift:f0', condition: '>= 1'}\n")
+    fired = runner.invoke(app, ["monitor", "status", "churn", "--rules", str(rules)])
+    assert fired.exit_code == 0 and "alert cli-rule" in fired.output
+    listed = runner.invoke(app, ["monitor", "alerts", "--model", "churn", "--json"])
+    assert "cli-rule" in [a["rule"] for a in json.loads(listed.output)]
+
+    out = tmp_path / "report.html"
+    written = runner.invoke(app, ["monitor", "report", "--model", "churn", "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    page = out.read_text()
+    twin = json.loads(out.with_suffix(".json").read_text())
+    assert twin["check"]["drift"]["drifted_columns"] == ["f0"] and twin["timeline"]
+    assert "<script src=" not in page  # self-contained: plotly.js is inlined
+    assert "Plotly.newPlot" in page and "f0: ks" in page
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.open: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("html", "body", "table", "div"):
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            if tag in ("html", "body", "table", "div"):
+                assert self.open.pop() == tag
+
+    parser = Tags()
+    parser.feed(page)
+    assert parser.open == []  # every container is closed in order
+
+
+def test_cli_baseline_and_labels_add_report_bad_input(served, tmp_path):
+    from typer.testing import CliRunner
+
+    from modelyard.cli.main import app
+
+    runner = CliRunner()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\nnot-a-request,1\n")
+    refused = runner.invoke(app, ["monitor", "labels", "add", "churn", str(labels)])
+    assert refused.exit_code == 1 and "never answered" in refused.output
+    data = tmp_path / "train.csv"
+    data.write_text("f0,f1\n1,2\n")
+    missing = runner.invoke(
+        app, ["monitor", "baseline", "models:/churn/1", "--data", str(data), "--target", "y"]
+    )
+    assert missing.exit_code == 1 and "Target column 'y' is not in the data" in missing.output
+    unknown = runner.invoke(app, ["monitor", "baseline", "models:/nope/1", "--data", str(data)])
+    assert unknown.exit_code == 1 and "nope" in unknown.output

@@ -1,8 +1,10 @@
-"""``modelyard monitor ...``: drift between datasets, windows and saved profiles.
+"""``modelyard monitor ...``: production monitoring from the command line.
 
-``monitor drift REFERENCE CURRENT`` compares two Parquet/CSV files (or saved
-profiles) column by column with `modelyard.monitor.drift`; ``monitor profile DATA``
-saves the profile that later windows are compared with, without the raw data.
+``baseline`` stores a version's reference; ``status`` judges a window of logged
+predictions (drift, quality, performance; fires alert rules); ``report`` writes the
+HTML report; ``alerts`` lists what fired; ``labels add`` joins ground truth.
+``drift`` and ``profile`` work on plain files, without serving. Each command is one
+call on `modelyard.monitor` or its service; the views are in `render_monitor`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from modelyard.core.errors import InvalidParameter
 __all__ = ["app", "parse_method", "parse_threshold"]
 
 app = typer.Typer(
-    help="Monitoring: data and prediction drift between datasets, windows and profiles.",
+    help="Monitoring: baselines, drift, data quality, performance, alerts and reports.",
     no_args_is_help=True,
 )
 
@@ -162,3 +164,138 @@ def profile_command(
     render.stdout_console().print(
         f"Saved the profile of {prof.rows:,} rows ({summary}) to {out}", soft_wrap=True
     )
+
+
+def _service():
+    from modelyard.sdk.monitor import monitor_service
+
+    return monitor_service()
+
+
+def _seconds(value: str, option: str) -> float:
+    from modelyard.core.durations import parse_seconds
+
+    return parse_seconds(value, option)
+
+
+@app.command("baseline")
+def baseline_command(
+    model_uri: Annotated[str, typer.Argument(help="The version: models:/churn/3 or @alias.")],
+    data: Annotated[str, typer.Option(help="Training or validation data: .parquet or .csv.")],
+    target: Annotated[
+        str | None, typer.Option(help="The label column (to profile it and compute metrics).")
+    ] = None,
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    categorical: Annotated[
+        str | None, typer.Option(help="Columns to treat as categories (comma-separated).")
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Allow loading pickled models (runs their code).")
+    ] = False,
+) -> None:
+    """Store MODEL_URI's baseline: profiles of DATA, its predictions and the target."""
+    from modelyard.sdk.monitor import set_baseline
+
+    base = set_baseline(
+        model_uri,
+        data,
+        target=target,
+        task=task,
+        categorical=_names(categorical) or (),
+        allow_pickle=allow_pickle,
+    )
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in base.metrics.items()) or "none"
+    render.stdout_console().print(
+        f"Baseline of {base.model} v{base.version}: {base.rows:,} rows, "
+        f"{len(base.features)} features; metrics: {metrics}",
+        soft_wrap=True,
+    )
+
+
+@app.command("status")
+def status_command(
+    model: Annotated[str, typer.Argument(help="The served model (or deployment) name.")],
+    window: Annotated[str, typer.Option(help="How far back: 30m, 1h, 24h, 7d.")] = "1h",
+    version: Annotated[str | None, typer.Option(help="Only this version's answers.")] = None,
+    label_delay: Annotated[
+        str, typer.Option(help="How long labels take to arrive (e.g. 1h): younger is pending.")
+    ] = "0",
+    rules: Annotated[
+        Path | None, typer.Option(help="Alert rules (YAML): fire those that hold.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Judge MODEL's last WINDOW of predictions: drift, quality, performance, alerts."""
+    from modelyard.cli import render_monitor
+    from modelyard.monitor.alerts import load_rules
+
+    check = _service().check(
+        model,
+        window_seconds=_seconds(window, "--window"),
+        version=version,
+        rules=load_rules(rules) if rules else (),
+        label_delay_seconds=_seconds(label_delay, "--label-delay"),
+    )
+    if as_json:
+        render.print_json(check.to_dict())
+        return
+    console = render.stdout_console()
+    for part in render_monitor.check_view(check):
+        console.print(part)
+
+
+@app.command("report")
+def report_command(
+    model: Annotated[str, typer.Option(help="The served model (or deployment) name.")],
+    out: Annotated[Path, typer.Option(help="The HTML file; its JSON twin goes beside it.")],
+    window: Annotated[str, typer.Option(help="How far back: 1h, 24h, 7d.")] = "24h",
+    version: Annotated[str | None, typer.Option(help="Only this version's answers.")] = None,
+    label_delay: Annotated[str, typer.Option(help="How long labels take to arrive.")] = "0",
+) -> None:
+    """Write MODEL's monitoring report: one self-contained HTML file and its JSON."""
+    from modelyard.monitor.report import render_html
+
+    report = _service().report(
+        model,
+        window_seconds=_seconds(window, "--window"),
+        version=version,
+        label_delay_seconds=_seconds(label_delay, "--label-delay"),
+    )
+    out.write_text(render_html(report), encoding="utf-8")
+    twin = out.with_suffix(".json")
+    twin.write_text(_dumps(report.to_dict()))
+    render.stdout_console().print(
+        f"Wrote {out} and {twin} ({report.check.rows:,} predictions)", soft_wrap=True
+    )
+
+
+@app.command("alerts")
+def alerts_command(
+    model: Annotated[str | None, typer.Option(help="Only this model's alerts.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List fired alerts, newest first."""
+    from modelyard.cli import render_monitor
+
+    alerts = _service().alerts(model, limit)
+    if as_json:
+        render.print_json([a.to_dict() for a in alerts])
+    else:
+        render.stdout_console().print(render_monitor.alerts_table(alerts))
+
+
+labels_app = typer.Typer(help="Ground truth for logged predictions.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("add")
+def labels_add_command(
+    model: Annotated[str, typer.Argument(help="The served model (or deployment) name.")],
+    file: Annotated[str, typer.Argument(help="A .parquet or .csv with request_id and label.")],
+) -> None:
+    """Join the labels in FILE to MODEL's logged predictions by request id."""
+    from modelyard.sdk.monitor import log_labels
+
+    stored = log_labels(model, file)
+    render.stdout_console().print(f"Stored {stored:,} label(s) for {model}", soft_wrap=True)

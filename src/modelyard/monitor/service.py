@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelyard.core.errors import InvalidParameter
+from modelyard.core.errors import InvalidParameter, ResourceNotFound
 from modelyard.core.ids import now_ms
 from modelyard.monitor.alerts import Alert, AlertRule, deliver, evaluate_rules
 from modelyard.monitor.baseline import Baseline, build_baseline, load_baseline, save_baseline
@@ -165,6 +165,51 @@ class MonitorService:
     ) -> MonitorCheck:
         """Judge ``model``'s last ``window_seconds`` of predictions (ending at
         ``end_ms``, default now) and fire the ``rules`` that hold."""
+        result, _, _ = self._run(
+            model,
+            window_seconds,
+            end_ms,
+            version,
+            label_delay_seconds,
+            performance_window_seconds,
+        )
+        if rules:
+            result.alerts = evaluate_rules(
+                rules, model, result.figures, self.store.last_fired, now=result.end_ms
+            )
+            for alert in result.alerts:
+                rule = next(r for r in rules if r.name == alert.rule)
+                alert.deliveries = deliver(alert, rule.sinks) if notify else {}
+                self.store.add_alert(alert)
+        return result
+
+    def report(
+        self,
+        model: str,
+        *,
+        window_seconds: float = 86400,
+        end_ms: int | None = None,
+        version: str | None = None,
+        label_delay_seconds: float = 0,
+    ):
+        """The check of the window with its timeline, for `monitor.report`."""
+        from modelyard.monitor.report import build_report
+
+        result, frame, base = self._run(
+            model, window_seconds, end_ms, version, label_delay_seconds, window_seconds / 12
+        )
+        result.alerts = self.store.alerts(model, since_ms=result.start_ms)
+        return build_report(result, frame, base)
+
+    def _run(
+        self,
+        model: str,
+        window_seconds: float,
+        end_ms: int | None,
+        version: str | None,
+        label_delay_seconds: float,
+        performance_window_seconds: float | None,
+    ) -> tuple[MonitorCheck, pd.DataFrame, Baseline | None]:
         if window_seconds <= 0:
             raise InvalidParameter(f"The window must be positive, got {window_seconds!r} s")
         end = now_ms() if end_ms is None else end_ms
@@ -174,20 +219,15 @@ class MonitorService:
             version = str(frame["version"].value_counts().idxmax())
             frame = frame[frame["version"] == version]
         result = MonitorCheck(model, version, start, end, len(frame))
+        base = None
         if version is None:
             result.message = "no predictions in the window"
         else:
-            self._judge(result, frame, label_delay_seconds, performance_window_seconds)
-        result.figures = figures(result)
-        if rules:
-            result.alerts = evaluate_rules(
-                rules, model, result.figures, self.store.last_fired, now=end
+            base, frame = self._judge(
+                result, frame, label_delay_seconds, performance_window_seconds
             )
-            for alert in result.alerts:
-                rule = next(r for r in rules if r.name == alert.rule)
-                alert.deliveries = deliver(alert, rule.sinks) if notify else {}
-                self.store.add_alert(alert)
-        return result
+        result.figures = figures(result)
+        return result, frame, base
 
     def _judge(
         self,
@@ -195,12 +235,12 @@ class MonitorService:
         frame: pd.DataFrame,
         label_delay_seconds: float,
         performance_window_seconds: float | None,
-    ) -> None:
+    ) -> tuple[Baseline | None, pd.DataFrame]:
         try:
             base = self.baseline(result.model, result.version)
-        except Exception as exc:  # noqa: BLE001 - no baseline: the window is still counted
-            result.message = str(exc)
-            return
+        except ResourceNotFound as exc:  # no baseline: the window is still counted
+            result.message = exc.message
+            return None, frame
         ref = base.profile
         features = [c for c in base.features if c in ref.columns]
         # tensors and arrays are logged without names: their columns are positions
@@ -229,6 +269,7 @@ class MonitorService:
             label_delay_ms=int(label_delay_seconds * 1000),
             now_ms=result.end_ms,
         )
+        return base, frame
 
     # -- labels and alerts ---------------------------------------------------------
     def add_labels(
