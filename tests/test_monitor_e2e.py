@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -73,11 +74,11 @@ def served(trained_models, tmp_path_factory):  # noqa: F811
                 assert r.status_code == 200
                 answers.append((r.headers["x-request-id"], r.json()["predictions"][0]))
         assert server.stop() in (0, -15)  # a clean stop writes what is queued
-    return baseline, answers
+    return baseline, answers, trained_models
 
 
 def test_the_baseline_profiles_features_predictions_and_target(served):
-    baseline, _ = served
+    baseline, _, _ = served
     assert baseline.version == "1" and baseline.rows == 300 and baseline.features[0] == "f0"
     assert set(baseline.profile.columns) == {*baseline.features, "prediction", "churned"}
     assert baseline.profile.columns["prediction"].kind == "categorical"
@@ -89,7 +90,7 @@ def test_the_baseline_profiles_features_predictions_and_target(served):
 
 
 def test_drift_and_concept_drift_fire_alerts_that_reach_the_webhook_once(served):
-    _, answers = served
+    _, answers, _ = served
     # ground truth arrives later: every other answer was wrong
     labels = pd.DataFrame(
         {
@@ -161,7 +162,7 @@ def test_a_dead_webhook_is_recorded_not_raised(served):
 
 
 def test_labels_for_unknown_requests_store_nothing(served):
-    _, answers = served
+    _, answers, _ = served
     before = len(my.monitor_service().store.feedback("churn"))
     bad = pd.DataFrame({"request_id": [answers[0][0], "never-answered"], "label": [1, 0]})
     with pytest.raises(
@@ -251,3 +252,46 @@ def test_cli_baseline_and_labels_add_report_bad_input(served, tmp_path):
     assert missing.exit_code == 1 and "Target column 'y' is not in the data" in missing.output
     unknown = runner.invoke(app, ["monitor", "baseline", "models:/nope/1", "--data", str(data)])
     assert unknown.exit_code == 1 and "nope" in unknown.output
+
+
+def test_a_server_publishes_live_drift_gauges_for_a_baselined_version(served, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    trained = served[2]
+    shifted = trained.frame.assign(f0=trained.frame.f0 + 1.5)
+    log_dir = str(tmp_path / "live-log")  # its own log: this window is this test's alone
+    server_cm = running_model_server(
+        trained,
+        tmp_path / "live.log",
+        "--log-predictions",
+        log_dir,
+        models={"scoring": "models:/churn/1"},  # served under another name than registered
+    )
+    with server_cm as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for start in range(0, 200, 5):  # 40 requests of 5 rows
+            body = {"records": shifted.iloc[start : start + 5].to_dict("records")}
+            assert client.post("/predict/scoring", json=body).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:  # the log drains every second; the monitor publishes then
+            text = client.get("/metrics").text
+            if "modelyard_drift_share{" in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+    def value(name, **labels):
+        return samples[
+            (name, tuple(sorted({"model": "scoring", "version": "1", **labels}.items())))
+        ]
+
+    assert value("modelyard_monitor_window_rows") == 200
+    assert value("modelyard_drift_share") == pytest.approx(1 / 20)
+    assert value("modelyard_feature_drifted", feature="f0") == 1.0
+    assert value("modelyard_feature_drifted", feature="f1") == 0.0
+    assert value("modelyard_feature_missing_rate", feature="f3") == 0.0
+    assert value("modelyard_feature_drift_score", feature="f0", method="ks") < 0.05
+    assert any(name == "modelyard_prediction_drift_score" for name, _ in samples)

@@ -63,6 +63,16 @@ def gateway(
             help="Do not log predictions (feedback then joins only to recent requests).",
         ),
     ] = False,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            help="Drift of the last --monitor-window against each version's baseline "
+            "(modelyard monitor baseline) as gauges on /metrics (needs the prediction log)."
+        ),
+    ] = True,
+    monitor_window: Annotated[
+        str, typer.Option(help="The live monitoring window (e.g. 15m, 1h).")
+    ] = "1h",
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow models stored with pickle (it can run arbitrary code).")
     ] = False,
@@ -73,6 +83,8 @@ def gateway(
     """Serve deployments over HTTP until Ctrl+C and carry out their rollouts: Open
     Inference Protocol (/v2/models/NAME/infer), plain JSON (/predict/NAME), feedback
     (/feedback), Prometheus metrics (/metrics)."""
+    from modelyard.cli.serve import monitor_root
+    from modelyard.core.durations import parse_seconds
     from modelyard.sdk.deploy import predictions_root
     from modelyard.server.inference.gateway_app import GatewayOptions
     from modelyard.server.inference.run import serve_gateway
@@ -91,6 +103,8 @@ def gateway(
         tick_seconds=tick_seconds,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         prediction_log=prediction_log,
+        monitor_root=monitor_root() if monitor and prediction_log else None,
+        monitor_window_seconds=parse_seconds(monitor_window, "--monitor-window"),
         policy=BatchPolicy(max_batch_size, max_latency_ms, max_queue_rows),
         allow_pickle=allow_pickle,
     )

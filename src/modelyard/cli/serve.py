@@ -9,7 +9,7 @@ import typer
 from modelyard.cli import render
 from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
 
-__all__ = ["serve"]
+__all__ = ["apply_batch_overrides", "monitor_root", "serve"]
 
 
 def serve(
@@ -58,6 +58,16 @@ def serve(
         str | None,
         typer.Option(help="Record every prediction as Parquet under this folder or URL."),
     ] = None,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            help="With --log-predictions: drift of the last --monitor-window against each "
+            "version's baseline (modelyard monitor baseline) as gauges on /metrics."
+        ),
+    ] = True,
+    monitor_window: Annotated[
+        str, typer.Option(help="The live monitoring window (e.g. 15m, 1h).")
+    ] = "1h",
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow models stored with pickle (it can run arbitrary code).")
     ] = False,
@@ -67,6 +77,7 @@ def serve(
 ) -> None:
     """Serve models over HTTP until Ctrl+C: Open Inference Protocol (/v2/...),
     plain JSON (/predict), Prometheus metrics (/metrics)."""
+    from modelyard.core.durations import parse_seconds
     from modelyard.server.inference.app import ServingOptions
     from modelyard.server.inference.run import serve_models
     from modelyard.serving.batching import BatchPolicy
@@ -84,6 +95,8 @@ def serve(
         poll_seconds=poll_seconds,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         prediction_log=log_predictions,
+        monitor_root=monitor_root() if monitor and log_predictions else None,
+        monitor_window_seconds=parse_seconds(monitor_window, "--monitor-window"),
     )
     warn_if_exposed(
         host,
@@ -104,6 +117,13 @@ def serve(
         host,
         port,
     )
+
+
+def monitor_root() -> str:
+    """Where baselines live: the current store's artifact root."""
+    from modelyard.sdk import fluent
+
+    return fluent._current().settings.resolved_artifacts
 
 
 def apply_batch_overrides(specs: list, overrides: list[str]) -> list:

@@ -101,6 +101,44 @@ class ServingMetrics:
             "Prediction log records dropped because the log queue was full.",
             registry=r,
         )
+        # live monitoring (with a baseline for the served version): the last window
+        live = {"registry": r, "multiprocess_mode": "mostrecent"}
+        self.monitor_rows = Gauge(
+            "modelyard_monitor_window_rows",
+            "Predicted rows in the live monitoring window.",
+            ["model", "version"],
+            **live,
+        )
+        self.drift_share = Gauge(
+            "modelyard_drift_share",
+            "Share of features drifted from the baseline over the live window.",
+            ["model", "version"],
+            **live,
+        )
+        self.drift_score = Gauge(
+            "modelyard_feature_drift_score",
+            "Each feature's drift score (p-value for tests, distance otherwise).",
+            ["model", "version", "feature", "method"],
+            **live,
+        )
+        self.drifted = Gauge(
+            "modelyard_feature_drifted",
+            "1 when the feature drifted from the baseline over the live window.",
+            ["model", "version", "feature"],
+            **live,
+        )
+        self.prediction_drift = Gauge(
+            "modelyard_prediction_drift_score",
+            "Drift score of the predictions against the baseline's.",
+            ["model", "version", "method"],
+            **live,
+        )
+        self.missing_rate = Gauge(
+            "modelyard_feature_missing_rate",
+            "Share of missing values per feature over the live window.",
+            ["model", "version", "feature"],
+            **live,
+        )
 
     def exposition(self) -> bytes:
         """The text exposition of every metric (merged across worker processes)."""

@@ -61,6 +61,9 @@ class ServingOptions:
     - ``max_body_bytes``: larger request bodies get a 413.
     - ``prediction_log``: a folder or storage URL for the prediction log (None: off);
       ``log_queue``: its bounded queue length.
+    - ``monitor_root``: the artifact root holding monitoring baselines; with it (and
+      the prediction log on) drift over the last ``monitor_window_seconds`` is
+      published as gauges on ``/metrics``.
     - ``workers`` / ``ready_dir``: with several worker processes each marks itself
       ready in ``ready_dir``, and any worker is ready only when all ``workers`` are
       (the load balancer in front cannot pick the worker that answers).
@@ -71,6 +74,8 @@ class ServingOptions:
     max_body_bytes: int = 32 * 1024 * 1024
     prediction_log: str | None = None
     log_queue: int = 10_000
+    monitor_root: str | None = None
+    monitor_window_seconds: float = 3600.0
     workers: int = 1
     ready_dir: str | None = None  # with several workers: where each marks itself ready
 
@@ -125,6 +130,25 @@ def track_model(metrics: ServingMetrics, served: ServedModel) -> None:
     metrics.in_flight.labels(served.name)  # the series exists (at 0) before any request
 
 
+def _log_sink(options: ServingOptions, metrics: ServingMetrics) -> Callable[[list], None]:
+    """The Parquet log, followed by live monitoring when a monitor root is given."""
+    parquet = ParquetSink(options.prediction_log)
+    if not options.monitor_root:
+        return parquet.write
+    from modelyard.server.inference.live_monitoring import live_monitor, registry_names
+
+    names = registry_names({m.name: m.uri for m in options.models})
+    live = live_monitor(options.monitor_root, metrics, names, options.monitor_window_seconds)
+
+    def write(records: list) -> None:
+        try:
+            parquet.write(records)
+        finally:
+            live.observe(records)
+
+    return write
+
+
 def build_app(
     options: ServingOptions,
     metrics: ServingMetrics,
@@ -143,7 +167,7 @@ def build_app(
         prediction_log = None
         if options.prediction_log:
             prediction_log = PredictionLog(
-                ParquetSink(options.prediction_log),
+                _log_sink(options, metrics),
                 max_queue=options.log_queue,
                 on_drop=metrics.log_dropped.inc,
             )

@@ -50,6 +50,8 @@ class GatewayOptions:
     max_body_bytes: int = 32 * 1024 * 1024
     prediction_log: str | None = None
     log_queue: int = 10_000
+    monitor_root: str | None = None  # live drift gauges (see ServingOptions)
+    monitor_window_seconds: float = 3600.0
     policy: BatchPolicy | None = None
     allow_pickle: bool = False
 
@@ -202,6 +204,8 @@ def create_gateway_app(
         max_body_bytes=options.max_body_bytes,
         prediction_log=options.prediction_log,
         log_queue=options.log_queue,
+        monitor_root=options.monitor_root,
+        monitor_window_seconds=options.monitor_window_seconds,
     )
     return build_app(
         serving,
