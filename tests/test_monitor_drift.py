@@ -587,3 +587,14 @@ def test_report_to_dict_is_json_and_to_frame_has_a_row_per_column():
     assert len(frame) == len(report.columns) == 5
     assert list(frame["column"]) == ["x", "y", "c", "d", "b"]
     assert list(frame["drifted"]) == [c.drifted for c in report.columns]
+
+
+def test_jensen_shannon_uses_the_natural_log_like_scipy_and_evidently():
+    from scipy.spatial.distance import jensenshannon
+
+    ref = pd.DataFrame({"c": ["a"] * 700 + ["b"] * 200 + ["c"] * 300})
+    cur = pd.DataFrame({"c": ["a"] * 500 + ["b"] * 300 + ["c"] * 400})
+    col = monitor.drift(ref, cur).column("c")
+    assert col.method == "jensen_shannon"
+    expected = jensenshannon(np.array([700, 200, 300]) / 1200, np.array([500, 300, 400]) / 1200)
+    assert col.statistic == pytest.approx(expected, rel=1e-12)

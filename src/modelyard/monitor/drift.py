@@ -24,7 +24,9 @@ two-sample contingency test (``scipy.stats.chi2_contingency`` on reference and
 current counts) where Evidently's treats the reference frequencies as fixed
 expected counts (a goodness-of-fit test), which ignores the reference's own sampling
 noise and raises false alarms as samples grow. PSI and Jensen–Shannon are computed
-on the reference's deciles (numerical) or categories.
+on the reference's deciles (numerical; Evidently uses equal-width bins over both
+samples, which needs the raw data) or categories. Jensen–Shannon uses the natural
+log, as scipy's default and Evidently do, so a threshold of 0.1 means the same.
 
 The dataset drifts when the share of drifted columns reaches ``drift_share`` (0.5).
 Bad input (empty windows, all-null columns, a column on one side only, mismatched
@@ -84,6 +86,7 @@ METHODS: dict[str, tuple[str, float, tuple[str, ...]]] = {
 SMALL_SAMPLE = 1000  # reference values at or below which tests are used, above distances
 MIN_STD = 1e-3  # Wasserstein's divisor floor (a constant reference), as Evidently's
 DECILES = 10
+JS_BASE = None  # natural log, as scipy's default and Evidently: 0.1 means the same there
 
 
 @dataclass
@@ -425,7 +428,7 @@ def _categorical(result: ColumnDrift, r: ColumnProfile, c: ColumnProfile, method
         res = two_proportion_ztest(int(rc[first]), int(rc.sum()), int(cc[first]), int(cc.sum()))
         result.statistic, result.p_value = res.statistic, res.p_value
     elif method == "jensen_shannon":
-        result.statistic = jensen_shannon_from_counts(rc, cc)
+        result.statistic = jensen_shannon_from_counts(rc, cc, base=JS_BASE)
     else:
         result.statistic = psi_from_counts(rc, cc)
 
@@ -439,8 +442,10 @@ def _numerical(
 ) -> None:
     if method in ("psi", "jensen_shannon"):
         rc, cc = _deciles(r.counts, c.counts)
-        fn = psi_from_counts if method == "psi" else jensen_shannon_from_counts
-        result.statistic = fn(rc, cc)
+        if method == "psi":
+            result.statistic = psi_from_counts(rc, cc)
+        else:
+            result.statistic = jensen_shannon_from_counts(rc, cc, base=JS_BASE)
     elif method == "ks":
         res = ks_sorted(*sorted_values) if sorted_values else ks_from_counts(r.counts, c.counts)
         result.statistic, result.p_value = res.statistic, res.p_value

@@ -245,10 +245,13 @@ def wasserstein_normed(reference: ArrayLike, current: ArrayLike, *, min_std: flo
     return float(_sps.wasserstein_distance(ref, cur) / max(float(np.std(ref)), min_std))
 
 
-def jensen_shannon_from_counts(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
-    """Jensen–Shannon distance (base 2, so in [0, 1]) between two histograms."""
+def jensen_shannon_from_counts(
+    ref_counts: ArrayLike, cur_counts: ArrayLike, *, base: float | None = 2
+) -> float:
+    """Jensen–Shannon distance between two histograms: base 2 (in [0, 1]) by default;
+    ``base=None`` is the natural log (in [0, √ln 2]), scipy's and Evidently's."""
     r, c = _pair_counts(ref_counts, cur_counts)
-    return float(_jensenshannon(r / r.sum(), c / c.sum(), base=2))
+    return float(_jensenshannon(r / r.sum(), c / c.sum(), base=base))
 
 
 def jensen_shannon(
