@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli.main import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")

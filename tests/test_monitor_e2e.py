@@ -181,6 +181,10 @@ def test_an_empty_window_and_a_model_without_baseline_say_so(served):
     with pytest.raises(InvalidParameter, match="window: '1 hour' is not a duration"):
         my.check_model("churn", window="1 hour")
     np.testing.assert_equal(my.check_model("churn", window="1h").rows, len(served[1]))
+    newest = my.check_model("churn", window="1h", rows=50)  # a window by row count
+    assert newest.rows == 50 and newest.drift.column("f0").drifted
+    with pytest.raises(InvalidParameter, match="rows must be a positive"):
+        my.check_model("churn", rows=0)
 
 
 def test_the_cli_shows_status_writes_the_report_and_lists_alerts(served, tmp_path):
@@ -190,7 +194,7 @@ def test_the_cli_shows_status_writes_the_report_and_lists_alerts(served, tmp_pat
 
     from modelyard.cli.main import app
 
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})
     table = runner.invoke(app, ["monitor", "status", "churn", "--window", "1h"])
     assert table.exit_code == 0, table.output
     assert "Feature drift" in table.output, table.output
@@ -239,7 +243,7 @@ def test_cli_baseline_and_labels_add_report_bad_input(served, tmp_path):
 
     from modelyard.cli.main import app
 
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})
     labels = tmp_path / "labels.csv"
     labels.write_text("request_id,label\nnot-a-request,1\n")
     refused = runner.invoke(app, ["monitor", "labels", "add", "churn", str(labels)])
@@ -295,3 +299,12 @@ def test_a_server_publishes_live_drift_gauges_for_a_baselined_version(served, tm
     assert value("modelyard_feature_missing_rate", feature="f3") == 0.0
     assert value("modelyard_feature_drift_score", feature="f0", method="ks") < 0.05
     assert any(name == "modelyard_prediction_drift_score" for name, _ in samples)
+
+
+def test_registering_with_baseline_data_stores_the_baseline(served):
+    trained = served[2]
+    frame = trained.frame.assign(churned=(trained.frame.f0 > 0).astype("int64"))
+    source = my.get_model_version("churn", 1).source
+    version = my.register_model(source, "churn_baselined", baseline_data=frame, target="churned")
+    base = my.monitor_service().baseline("churn_baselined", version.version)
+    assert base.rows == len(frame) and base.target == "churned" and "accuracy" in base.metrics

@@ -217,6 +217,9 @@ def status_command(
     model: Annotated[str, typer.Argument(help="The served model (or deployment) name.")],
     window: Annotated[str, typer.Option(help="How far back: 30m, 1h, 24h, 7d.")] = "1h",
     version: Annotated[str | None, typer.Option(help="Only this version's answers.")] = None,
+    rows: Annotated[
+        int | None, typer.Option(min=1, help="Only the newest ROWS predictions of the window.")
+    ] = None,
     label_delay: Annotated[
         str, typer.Option(help="How long labels take to arrive (e.g. 1h): younger is pending.")
     ] = "0",
@@ -235,6 +238,7 @@ def status_command(
         version=version,
         rules=load_rules(rules) if rules else (),
         label_delay_seconds=_seconds(label_delay, "--label-delay"),
+        rows=rows,
     )
     if as_json:
         render.print_json(check.to_dict())

@@ -162,9 +162,11 @@ class MonitorService:
         label_delay_seconds: float = 0,
         performance_window_seconds: float | None = None,
         notify: bool = True,
+        rows: int | None = None,
     ) -> MonitorCheck:
         """Judge ``model``'s last ``window_seconds`` of predictions (ending at
-        ``end_ms``, default now) and fire the ``rules`` that hold."""
+        ``end_ms``, default now; only the last ``rows`` of them when given) and fire
+        the ``rules`` that hold."""
         result, _, _ = self._run(
             model,
             window_seconds,
@@ -172,6 +174,7 @@ class MonitorService:
             version,
             label_delay_seconds,
             performance_window_seconds,
+            rows,
         )
         if rules:
             result.alerts = evaluate_rules(
@@ -209,15 +212,21 @@ class MonitorService:
         version: str | None,
         label_delay_seconds: float,
         performance_window_seconds: float | None,
+        rows: int | None = None,
     ) -> tuple[MonitorCheck, pd.DataFrame, Baseline | None]:
         if window_seconds <= 0:
             raise InvalidParameter(f"The window must be positive, got {window_seconds!r} s")
+        if rows is not None and (isinstance(rows, bool) or rows < 1):
+            raise InvalidParameter(f"rows must be a positive number of rows, got {rows!r}")
         end = now_ms() if end_ms is None else end_ms
         start = end - int(window_seconds * 1000)
         frame = self.window(model, start, end, version)
         if version is None and len(frame):  # the version that answered most
             version = str(frame["version"].value_counts().idxmax())
             frame = frame[frame["version"] == version]
+        if rows is not None and len(frame) > rows:  # a window by row count: the newest
+            frame = frame.iloc[-rows:]
+            start = int(frame["timestamp_ms"].iloc[0])
         result = MonitorCheck(model, version, start, end, len(frame))
         base = None
         if version is None:

@@ -67,9 +67,11 @@ def check_model(
     rules: str | Path | Sequence[Mapping[str, Any] | AlertRule] = (),
     label_delay: str | float = 0,
     notify: bool = True,
+    rows: int | None = None,
 ) -> MonitorCheck:
-    """Judge ``model``'s last ``window`` of predictions against its baseline (drift,
-    quality, performance) and fire the alert ``rules`` (a YAML file or a list)."""
+    """Judge ``model``'s last ``window`` of predictions (or its last ``rows`` within
+    it) against its baseline (drift, quality, performance) and fire the alert
+    ``rules`` (a YAML file or a list)."""
     from modelyard.core.durations import parse_seconds
 
     if isinstance(rules, (str, Path)):
@@ -83,6 +85,7 @@ def check_model(
         rules=parsed,
         label_delay_seconds=parse_seconds(label_delay, "label delay"),
         notify=notify,
+        rows=rows,
     )
 
 

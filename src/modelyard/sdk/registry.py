@@ -57,11 +57,23 @@ def register_model(
     *,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    baseline_data: Any = None,
+    target: str | None = None,
+    task: str = "classification",
 ) -> ModelVersion:
     """Register the model package at ``model_uri`` (``runs:/<run_id>/model``, a path or
-    a storage URL) as the next version of ``name``."""
+    a storage URL) as the next version of ``name``. With ``baseline_data`` (its
+    training or validation data, a DataFrame or file) the version's monitoring
+    baseline is stored too (see ``my.set_baseline``)."""
     fluent.flush()
-    return model_registry().register_model(model_uri, name, description=description, tags=tags)
+    version = model_registry().register_model(model_uri, name, description=description, tags=tags)
+    if baseline_data is not None:
+        from modelyard.sdk.monitor import set_baseline
+
+        set_baseline(
+            f"models:/{version.name}/{version.version}", baseline_data, target=target, task=task
+        )
+    return version
 
 
 def get_registered_model(name: str) -> RegisteredModel:
