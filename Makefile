@@ -5,7 +5,8 @@
 #   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
 #                  (installs the Debian tools the tests run for real: make test-tools)
 #   make demo      run `modelyard demo`
-#   make bench     run the benchmarks against MLflow (its own venv: make bench-venv; wrk: make bench-tools)
+#   make bench     run the benchmarks against their anchors: MLflow and Evidently, each in its own
+#                  venv (make bench-venv, make bench-evidently-venv); wrk (make bench-tools)
 #   make clean     remove caches and build output (keeps the venv)
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests benchmarks)
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: install lint test test-tools test-sqlite test-postgres demo bench bench-venv bench-tools clean
+.PHONY: install lint test test-tools test-sqlite test-postgres demo bench bench-venv bench-evidently-venv bench-tools clean
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
 PIP_LOG := $(VENV)/pip-install.log
@@ -73,6 +74,20 @@ $(BENCH_VENV)/.installed:
 
 bench-venv: $(BENCH_VENV)/.installed
 
+# Evidently 0.7 does not import under pandas 3 (ours), so the drift benchmark runs it
+# as a subprocess of its own interpreter, with the pandas it was built for.
+EVIDENTLY_VENV ?= .venv-evidently
+$(EVIDENTLY_VENV)/.installed:
+	@test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	@echo "==> installing evidently 0.7 into $(EVIDENTLY_VENV) (log: $(EVIDENTLY_VENV)/pip-install.log)"
+	@$(EVIDENTLY_VENV)/bin/python -m pip --disable-pip-version-check install \
+		--root-user-action=ignore 'evidently==0.7.*' 'pandas<3' pyarrow \
+		> $(EVIDENTLY_VENV)/pip-install.log 2>&1 \
+		|| { grep -v '^WARNING: Location' $(EVIDENTLY_VENV)/pip-install.log | tail -40; exit 1; }
+	@touch $@
+
+bench-evidently-venv: $(EVIDENTLY_VENV)/.installed
+
 SUDO = $(shell test "$$(id -u)" -eq 0 || echo sudo)
 APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
@@ -86,12 +101,13 @@ bench-tools:
 	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) wrk; }
 
-bench: install bench-venv bench-tools
+bench: install bench-venv bench-evidently-venv bench-tools
 	@$(BIN)/python benchmarks/tracking_vs_mlflow.py
 	@$(BIN)/python benchmarks/models_vs_mlflow.py
 	@$(BIN)/python benchmarks/serving_vs_mlflow.py
 	@$(BIN)/python benchmarks/batch_vs_mlflow.py
 	@$(BIN)/python benchmarks/gateway_overhead.py
+	@$(BIN)/python benchmarks/drift_vs_evidently.py
 
 clean:
 	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -287,6 +287,8 @@ def _run_ends(a: np.ndarray) -> np.ndarray:
     starts = np.empty(n, dtype=bool)
     starts[0] = True
     np.not_equal(a[1:], a[:-1], out=starts[1:])
+    if starts.all():  # no ties (continuous data): each value counts itself and those below
+        return np.arange(1, n + 1)
     run = np.cumsum(starts) - 1
     ends = np.append(np.flatnonzero(starts)[1:], n)
     return ends[run]
@@ -305,12 +307,19 @@ def ks_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> TestResult:
     if max(n1, n2) <= 10_000:
         res = _sps.ks_2samp(ref_sorted, cur_sorted)
         return TestResult(float(res.statistic), float(res.pvalue), "ks_2samp")
-    d_at_cur = np.abs(
-        np.searchsorted(ref_sorted, cur_sorted, side="right") / n1 - _run_ends(cur_sorted) / n2
-    ).max()
-    d_at_ref = np.abs(
-        _run_ends(ref_sorted) / n1 - np.searchsorted(cur_sorted, ref_sorted, side="right") / n2
-    ).max()
+    # F1 - F2 only changes at data points. At each current value c_j (right limits)
+    # both CDFs are known from one search; between c_j and c_{j+1} F2 is flat and F1
+    # rises, so the rest of the supremum is F1 just below c_{j+1} minus F2(c_j).
+    right = np.searchsorted(ref_sorted, cur_sorted, side="right")
+    left = right
+    tied = (ref_sorted[np.maximum(right - 1, 0)] == cur_sorted) & (right > 0)
+    if tied.any():  # reference values equal to a current one: count them out
+        left = right.copy()
+        left[tied] = np.searchsorted(ref_sorted, cur_sorted[tied], side="left")
+    f2 = _run_ends(cur_sorted) / n2
+    d_at_cur = np.abs(right / n1 - f2).max()
+    before_next = np.append(left[1:], n1) / n1  # F1 just below the next current value
+    d_at_ref = max(float((before_next - f2).max()), float(left[0] / n1))
     d = float(min(max(d_at_cur, d_at_ref), 1.0))
     m, n = sorted((float(n1), float(n2)), reverse=True)
     p = float(np.clip(_sps.distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
