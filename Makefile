@@ -95,6 +95,8 @@ APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
 test-tools:
 	@command -v prometheus >/dev/null || { echo "==> installing prometheus (Debian)"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) prometheus >/dev/null; }
+	@command -v chromium >/dev/null || { echo "==> installing chromium (Debian; opens the HTML report)"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) chromium >/dev/null; }
 
 # wrk (the HTTP load generator of the serving benchmark), from Debian when missing.
 bench-tools:

@@ -8,6 +8,7 @@ labels. Each window's metrics sit beside the baseline's, with the label coverage
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,7 +82,9 @@ def _metrics(task: str, y: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     if task == "regression":
         return regression_metrics(y.astype(float), y_pred.astype(float))
     labels = sorted(pd.unique(np.concatenate([y, y_pred])).tolist(), key=str)
-    metrics, _ = classification_metrics(y, y_pred, None, labels)
+    with warnings.catch_warnings():  # a window with one class: sklearn warns, metrics hold
+        warnings.simplefilter("ignore", UserWarning)
+        metrics, _ = classification_metrics(y, y_pred, None, labels)
     return metrics
 
 

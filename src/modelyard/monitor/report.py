@@ -208,6 +208,8 @@ def render_html(report: MonitorReport) -> str:
                         y=perf.baseline[metric],
                         line_dash="dot",
                         annotation_text=f"baseline {metric}",
+                        # alternate sides, so that two baselines close together stay legible
+                        annotation_position="top left" if len(fig.data) % 2 else "bottom right",
                     )
         fig.update_layout(title=f"Performance from labels (delay {perf.label_delay_ms / 1000:g} s)")
         add(_figure_html(fig, first))
