@@ -125,6 +125,10 @@ def test_drift_and_concept_drift_fire_alerts_that_reach_the_webhook_once(served)
         assert check.figures["label_coverage"] == 1.0
         assert check.figures["accuracy"] == pytest.approx(0.5, abs=0.01)
         assert check.figures["accuracy_change"] < -0.4
+        # the labels, half flipped, against the training target's profile
+        assert check.label_drift.method == "z"  # a binary target, 300 reference rows
+        assert check.label_drift.current.count == len(answers)
+        assert check.figures["label_drift_score"] == check.label_drift.statistic
         assert sorted(a.rule for a in check.alerts) == ["accuracy-drop", "feature-drift"]
         assert sorted(b["alert"]["rule"] for b in hook.received) == [
             "accuracy-drop",

@@ -20,7 +20,7 @@ from modelyard.core.ids import now_ms
 from modelyard.monitor.alerts import Alert, AlertRule, deliver, evaluate_rules
 from modelyard.monitor.baseline import Baseline, build_baseline, load_baseline, save_baseline
 from modelyard.monitor.drift import ColumnDrift, DriftReport, drift
-from modelyard.monitor.performance import PerformanceReport, join_labels, performance
+from modelyard.monitor.performance import LABEL, PerformanceReport, join_labels, performance
 from modelyard.monitor.predictions import PREDICTION, read_predictions
 from modelyard.monitor.quality import QualityReport, data_quality
 
@@ -38,6 +38,7 @@ class MonitorCheck:
     rows: int
     drift: DriftReport | None = None
     prediction_drift: ColumnDrift | None = None
+    label_drift: ColumnDrift | None = None  # the joined labels against the baseline's target
     quality: QualityReport | None = None
     performance: PerformanceReport | None = None
     figures: dict[str, float | None] = field(default_factory=dict)
@@ -55,6 +56,7 @@ class MonitorCheck:
             "figures": self.figures,
             "drift": self.drift.to_dict() if self.drift else None,
             "prediction_drift": self.prediction_drift.to_dict() if self.prediction_drift else None,
+            "label_drift": self.label_drift.to_dict() if self.label_drift else None,
             "quality": self.quality.to_dict() if self.quality else None,
             "performance": self.performance.to_dict() if self.performance else None,
             "alerts": [a.to_dict() for a in self.alerts],
@@ -74,6 +76,9 @@ def figures(check: MonitorCheck) -> dict[str, float | None]:
     if check.prediction_drift is not None and check.prediction_drift.method is not None:
         out["prediction_drift"] = float(check.prediction_drift.drifted)
         out["prediction_drift_score"] = check.prediction_drift.statistic
+    if check.label_drift is not None and check.label_drift.method is not None:
+        out["label_drift"] = float(check.label_drift.drifted)
+        out["label_drift_score"] = check.label_drift.statistic
     if check.quality is not None:
         q = check.quality
         out["schema_violations"] = float(len(q.schema_violations))
@@ -268,6 +273,7 @@ class MonitorService:
             result.message = f"drift could not be computed: {exc.message}"
         labels = self.store.feedback(result.model, since_ms=result.start_ms)
         joined = join_labels(frame, labels)
+        result.label_drift = _label_drift(base, joined)
         result.performance = performance(
             joined,
             task=base.task or "classification",
@@ -326,6 +332,22 @@ class MonitorService:
 
     def alerts(self, model: str | None = None, limit: int = 100) -> list[Alert]:
         return self.store.alerts(model, limit=limit)
+
+
+def _label_drift(base: Baseline, joined: pd.DataFrame) -> ColumnDrift | None:
+    """The labels that arrived, against the target's profile in the baseline."""
+    if base.target is None or base.target not in base.profile.columns or LABEL not in joined:
+        return None
+    labels = joined[LABEL].dropna()
+    if labels.empty:
+        return None
+    if base.profile.columns[base.target].kind != "categorical":
+        labels = pd.to_numeric(labels, errors="coerce")
+    try:
+        window = base.profile.profile(pd.DataFrame({base.target: labels.tolist()}))
+    except InvalidParameter:  # labels of mixed types Arrow cannot hold
+        return None
+    return drift(base.profile, window, columns=[base.target]).columns[0]
 
 
 def _plain(value: Any) -> Any:
