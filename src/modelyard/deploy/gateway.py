@@ -54,6 +54,9 @@ log = logging.getLogger("modelyard.deploy")
 MAX_SHADOW_IN_FLIGHT = 64
 
 
+LEDGER_VALUES = 1000  # predictions kept per answered request for the feedback join
+
+
 class Ledger:
     """The most recent answered requests (request id -> who answered what), so that
     feedback joins without waiting for the prediction log to reach storage."""
@@ -62,8 +65,13 @@ class Ledger:
         self.size = size
         self._items: OrderedDict[str, tuple] = OrderedDict()
 
-    def add(self, request_id: str, *entry: Any) -> None:
-        self._items[request_id] = entry
+    def add(
+        self, request_id: str, model: str, variant: str, version: str, outputs: Any, at: int
+    ) -> None:
+        # Plain values only: the answer's own output objects (arrays, dicts, frames,
+        # possibly views of a whole batch) would stay alive for 100k requests.
+        values = tuple(prediction_values(outputs, LEDGER_VALUES))
+        self._items[request_id] = (model, variant, version, values, at)
         if len(self._items) > self.size:
             self._items.popitem(last=False)
 
@@ -71,12 +79,12 @@ class Ledger:
         entry = self._items.get(request_id)
         if entry is None:
             return None
-        model, variant, version, outputs, at = entry
+        model, variant, version, values, at = entry
         return {
             "model": model,
             "variant": variant,
             "version": version,
-            "prediction": prediction_values(outputs, 1000),
+            "prediction": list(values),
             "predicted_at": at,
         }
 
