@@ -21,7 +21,7 @@ import pandas as pd
 
 from modelyard.monitor.baseline import Baseline
 from modelyard.monitor.drift import DriftReport, drift
-from modelyard.monitor.predictions import PREDICTION, _expand
+from modelyard.monitor.predictions import PREDICTION, expand_record
 from modelyard.monitor.profile import DatasetProfile
 
 __all__ = ["LiveFigures", "LiveMonitor"]
@@ -47,6 +47,10 @@ class _Window:
 
 
 class LiveMonitor:
+    """Per served (model, version): minute profiles over the last ``window_seconds``,
+    compared with its baseline at most every ``every_seconds`` (when records arrive).
+    A version without a baseline is looked up again after ``retry_seconds``."""
+
     def __init__(
         self,
         load_baseline: Callable[[str, str], Baseline | None],
@@ -103,7 +107,7 @@ class LiveMonitor:
         base = window.baseline
         rows = []
         for rec in records:
-            rows.extend(_expand(rec.to_row(), base.features))
+            rows.extend(expand_record(rec.to_row(), base.features))
         frame = pd.DataFrame(rows)
         positions = {str(i): name for i, name in enumerate(base.features)}
         if not any(c in frame.columns for c in base.features):

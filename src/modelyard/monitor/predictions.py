@@ -21,7 +21,7 @@ import pandas as pd
 
 from modelyard.core.errors import InvalidParameter
 
-__all__ = ["PREDICTION", "read_predictions"]
+__all__ = ["PREDICTION", "expand_record", "read_predictions"]
 
 PREDICTION = "prediction"
 META = ["request_id", "timestamp_ms", "version", "variant", "latency_ms"]
@@ -80,13 +80,13 @@ def read_predictions(
                 continue
             if version is not None and rec["version"] != str(version):
                 continue
-            rows.extend(_expand(rec, feature_names))
+            rows.extend(expand_record(rec, feature_names))
     if not rows:
         return pd.DataFrame(columns=[*META, PREDICTION])
     return pd.DataFrame(rows).sort_values(["timestamp_ms", "request_id"], kind="stable")
 
 
-def _expand(rec: dict[str, Any], feature_names: Sequence[str] | None) -> list[dict[str, Any]]:
+def expand_record(rec: dict[str, Any], feature_names: Sequence[str] | None) -> list[dict[str, Any]]:
     """One logged request → one dict per predicted row."""
     meta = {k: rec.get(k) for k in META}
     inputs = orjson.loads(rec["inputs"]) if rec.get("inputs") else []

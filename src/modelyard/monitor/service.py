@@ -4,7 +4,8 @@ One `check(model)` reads a window of the prediction store, compares it with the
 serving version's baseline (feature drift, prediction drift, data quality), joins
 the labels that have arrived (performance against the baseline's metrics, minding
 the label delay), flattens everything into named figures, and evaluates the alert
-rules on them. The SDK, the CLI, the report and the serving gauges all call it.
+rules on them. The SDK, the CLI and the report call it; the serving gauges
+(`monitor.live`) use the same profiles and drift code on a rolling window.
 """
 
 from __future__ import annotations
