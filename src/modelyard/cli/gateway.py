@@ -13,6 +13,7 @@ import typer
 
 from modelyard.cli import render
 from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
+from modelyard.cli.serve import MonitorFlag, MonitorWindow, monitor_root
 
 __all__ = ["gateway"]
 
@@ -63,16 +64,8 @@ def gateway(
             help="Do not log predictions (feedback then joins only to recent requests).",
         ),
     ] = False,
-    monitor: Annotated[
-        bool,
-        typer.Option(
-            help="Drift of the last --monitor-window against each version's baseline "
-            "(modelyard monitor baseline) as gauges on /metrics (needs the prediction log)."
-        ),
-    ] = True,
-    monitor_window: Annotated[
-        str, typer.Option(help="The live monitoring window (e.g. 15m, 1h).")
-    ] = "1h",
+    monitor: MonitorFlag = True,
+    monitor_window: MonitorWindow = "1h",
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow models stored with pickle (it can run arbitrary code).")
     ] = False,
@@ -83,7 +76,6 @@ def gateway(
     """Serve deployments over HTTP until Ctrl+C and carry out their rollouts: Open
     Inference Protocol (/v2/models/NAME/infer), plain JSON (/predict/NAME), feedback
     (/feedback), Prometheus metrics (/metrics)."""
-    from modelyard.cli.serve import monitor_root
     from modelyard.core.durations import parse_seconds
     from modelyard.sdk.deploy import predictions_root
     from modelyard.server.inference.gateway_app import GatewayOptions

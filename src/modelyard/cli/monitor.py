@@ -14,10 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.cli import render
+from modelyard.cli import JsonFlag, render
 from modelyard.core.errors import InvalidParameter
 
 __all__ = ["app", "parse_method", "parse_threshold"]
+
+Categorical = Annotated[
+    str | None, typer.Option(help="Columns to treat as categories (comma-separated).")
+]
 
 app = typer.Typer(
     help="Monitoring: baselines, drift, data quality, performance, alerts and reports.",
@@ -89,31 +93,20 @@ def drift_command(
     columns: Annotated[
         str | None, typer.Option(help="Only these columns (comma-separated).")
     ] = None,
-    categorical: Annotated[
-        str | None, typer.Option(help="Columns to treat as categories (comma-separated).")
-    ] = None,
+    categorical: Categorical = None,
     out: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
     fail_on_drift: Annotated[
         bool, typer.Option(help="Exit with code 1 when the dataset drifts (for CI).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and give the dataset's verdict."""
     from modelyard.cli import render_monitor
     from modelyard.monitor import drift
 
-    ref, cur = _source(reference), _source(current)
-    if isinstance(ref, str) is not isinstance(cur, str):
-        if isinstance(cur, str):  # a reference profile and a raw window: profile the window
-            cur = ref.profile(cur)
-        else:
-            raise InvalidParameter(
-                "A window profile compares with its reference profile: give the reference's "
-                "saved profile too"
-            )
     report = drift(
-        ref,
-        cur,
+        _source(reference),
+        _source(current),
         columns=_names(columns),
         categorical=_names(categorical) or (),
         method=parse_method(method),
@@ -132,6 +125,7 @@ def drift_command(
 
 
 def _dumps(document: Any) -> str:
+    """A JSON file's text, formatted as ``--json`` prints it."""
     import json
 
     return json.dumps(render.jsonable(document), indent=2, allow_nan=False, default=str)
@@ -141,9 +135,7 @@ def _dumps(document: Any) -> str:
 def profile_command(
     data: Annotated[str, typer.Argument(help="The reference data: .parquet or .csv.")],
     out: Annotated[Path, typer.Option(help="Where to save the profile (JSON).")],
-    categorical: Annotated[
-        str | None, typer.Option(help="Columns to treat as categories (comma-separated).")
-    ] = None,
+    categorical: Categorical = None,
     reference: Annotated[
         str | None,
         typer.Option(help="Count DATA on this saved reference profile's bins (a window)."),
@@ -186,9 +178,7 @@ def baseline_command(
         str | None, typer.Option(help="The label column (to profile it and compute metrics).")
     ] = None,
     task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
-    categorical: Annotated[
-        str | None, typer.Option(help="Columns to treat as categories (comma-separated).")
-    ] = None,
+    categorical: Categorical = None,
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow loading pickled models (runs their code).")
     ] = False,
@@ -226,7 +216,7 @@ def status_command(
     rules: Annotated[
         Path | None, typer.Option(help="Alert rules (YAML): fire those that hold.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Judge MODEL's last WINDOW of predictions: drift, quality, performance, alerts."""
     from modelyard.cli import render_monitor
@@ -277,7 +267,7 @@ def report_command(
 def alerts_command(
     model: Annotated[str | None, typer.Option(help="Only this model's alerts.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """List fired alerts, newest first."""
     from modelyard.cli import render_monitor

@@ -9,7 +9,17 @@ import typer
 from modelyard.cli import render
 from modelyard.cli.listening import base_url, run_listening, warn_if_exposed
 
-__all__ = ["apply_batch_overrides", "monitor_root", "serve"]
+__all__ = ["MonitorFlag", "MonitorWindow", "apply_batch_overrides", "monitor_root", "serve"]
+
+# Live monitoring, the same for `serve` and `gateway`.
+MonitorFlag = Annotated[
+    bool,
+    typer.Option(
+        help="With the prediction log: drift of the last --monitor-window against each "
+        "version's baseline (modelyard monitor baseline) as gauges on /metrics."
+    ),
+]
+MonitorWindow = Annotated[str, typer.Option(help="The live monitoring window (e.g. 15m, 1h).")]
 
 
 def serve(
@@ -58,16 +68,8 @@ def serve(
         str | None,
         typer.Option(help="Record every prediction as Parquet under this folder or URL."),
     ] = None,
-    monitor: Annotated[
-        bool,
-        typer.Option(
-            help="With --log-predictions: drift of the last --monitor-window against each "
-            "version's baseline (modelyard monitor baseline) as gauges on /metrics."
-        ),
-    ] = True,
-    monitor_window: Annotated[
-        str, typer.Option(help="The live monitoring window (e.g. 15m, 1h).")
-    ] = "1h",
+    monitor: MonitorFlag = True,
+    monitor_window: MonitorWindow = "1h",
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow models stored with pickle (it can run arbitrary code).")
     ] = False,

@@ -211,7 +211,8 @@ def drift(
 
     Args:
         reference, current: DataFrames, Arrow tables, Parquet paths, or profiles
-            (a reference `DatasetProfile` and a window counted on its bins).
+            (a reference `DatasetProfile` and a window counted on its bins, or raw
+            data that is counted on them here).
         columns: the columns to compare (default: all of the reference's).
         categorical: columns to treat as categories whatever their type.
         method: None for the automatic choice; one method name for every column it
@@ -339,7 +340,9 @@ def _drift_from_data(
 
 
 def _drift_from_profiles(reference, current, columns, method, threshold, drift_share):
-    if not (isinstance(reference, DatasetProfile) and isinstance(current, DatasetProfile)):
+    if isinstance(reference, DatasetProfile) and not isinstance(current, DatasetProfile):
+        current = reference.profile(current)  # a raw window: count it on the reference's bins
+    if not isinstance(current, DatasetProfile) or not isinstance(reference, DatasetProfile):
         raise InvalidParameter(
             "Profiles compare with profiles: give a reference profile and a window "
             "profiled on it (reference_profile.profile(window))"
