@@ -93,6 +93,7 @@ _EXPORTS: dict[str, str] = {
             "set_baseline",
         )
     },
+    **{name: "modelyard.sdk.data" for name in ("lineage", "log_input")},
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
@@ -102,7 +103,9 @@ _EXPORTS: dict[str, str] = {
     "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # a subpackage: my.models.save(...)
     "monitor": "modelyard.monitor",  # a subpackage: my.monitor.drift(...)
+    "data": "modelyard.sdk.data",  # a module: my.data.get("churn@3"), my.data.split(...)
 }
+_MODULES = {"data"}  # exported names that are modules under another name
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
@@ -112,7 +115,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
     imported = importlib.import_module(module)
-    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
+    whole = name in _MODULES or module == f"{__name__}.{name}"
+    value = imported if whole else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -127,6 +131,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.core.errors import ModelyardError  # noqa: F401
     from modelyard.models.loader import load_model  # noqa: F401
     from modelyard.models.logging import log_model  # noqa: F401
+    from modelyard.sdk import data  # noqa: F401
+    from modelyard.sdk.data import lineage, log_input  # noqa: F401
     from modelyard.sdk.deploy import *  # noqa: F403
     from modelyard.sdk.fluent import *  # noqa: F403
     from modelyard.sdk.monitor import *  # noqa: F403

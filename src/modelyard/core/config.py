@@ -1,7 +1,7 @@
 """Settings read from `MODELYARD_*` environment variables and `modelyard.toml`.
 
 Everything that talks to the outside (database, artifact store, tracking server)
-is located by these four values; nothing else in modelyard reads the environment.
+is located by these values; nothing else in modelyard reads the environment.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     - ``db_url``: a SQLAlchemy URL; unset means ``sqlite:///<home>/modelyard.db``.
     - ``artifacts``: any fsspec URL or local path; unset means ``<home>/artifacts``.
     - ``tracking_uri``: unset for the local store, ``http(s)://`` for a server.
+    - ``data_remote``: where ``modelyard data push/pull`` and the dataset registry
+      keep data (any fsspec URL; ``s3://bucket/prefix``); unset means local only.
+    - ``data_link``: how data enters and leaves the cache, in order of preference
+      (``reflink,hardlink,copy``; hardlinked files are read-only).
     """
 
     model_config = SettingsConfigDict(
@@ -37,6 +41,8 @@ class Settings(BaseSettings):
     db_url: str | None = None
     artifacts: str | None = None
     tracking_uri: str | None = None
+    data_remote: str | None = None
+    data_link: str = "reflink,hardlink,copy"
 
     @classmethod
     def settings_customise_sources(
@@ -62,6 +68,10 @@ class Settings(BaseSettings):
         if self.artifacts:
             return self.artifacts
         return str((self.home / "artifacts").resolve())
+
+    @property
+    def data_cache(self) -> Path:
+        return (self.home / "data" / "cache").resolve()
 
     @property
     def is_remote(self) -> bool:

@@ -26,6 +26,8 @@ __all__ = [
     "alerts",
     "approval_policies",
     "audit_events",
+    "dataset_versions",
+    "datasets",
     "deployments",
     "experiment_tags",
     "experiments",
@@ -384,4 +386,44 @@ alerts = Table(
     Column("trigger", Boolean, nullable=False),
     Column("fired_at", BigInteger, nullable=False),
     Index("ix_alerts_model_rule", "model", "rule", "fired_at"),
+)
+
+# -- datasets -----------------------------------------------------------------------
+
+# Named datasets and their versions (``churn@3``): each version names its content
+# (an object or tree id in the data cache and on the remote) and what it holds.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("last_version", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column(
+        "name",
+        String(256),
+        ForeignKey("datasets.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("oid", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("path", String(1024), nullable=False),  # where it was added from
+    Column("remote", String(1024), nullable=True),  # where it was pushed to
+    Column("format", String(16), nullable=True),  # parquet, csv, ... (None: not tabular)
+    Column("rows", BigInteger, nullable=True),
+    Column("columns", Text, nullable=True),  # JSON: [{"name", "type"}]
+    Column("profile_uri", String(1024), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("user_id", String(256), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_dataset_versions_oid", "oid"),
 )
