@@ -46,11 +46,14 @@ def _reflink(src: str, dst: str) -> None:
             raise
 
 
-def link_or_copy(src: str, dst: str, order: Sequence[str]) -> str:
+def link_or_copy(src: str, dst: str, order: Sequence[str], unsupported: set[str]) -> str:
     """Make ``dst`` (which must not exist) hold ``src``'s bytes; return the link type
-    used, the first of ``order`` the filesystem allows."""
+    used, the first of ``order`` the filesystem allows. A link type that fails joins
+    ``unsupported`` and is not tried again (a failed clone costs more than a copy)."""
     last: OSError | None = None
     for kind in order:
+        if kind in unsupported and kind != "copy":
+            continue
         try:
             if kind == "reflink":
                 _reflink(src, dst)
@@ -62,8 +65,9 @@ def link_or_copy(src: str, dst: str, order: Sequence[str]) -> str:
                 raise InvalidParameter(f"Unknown link type {kind!r}; use {', '.join(LINK_TYPES)}")
             return kind
         except OSError as exc:
-            if storage_full(exc):
+            if storage_full(exc) or isinstance(exc, FileExistsError):
                 raise
+            unsupported.add(kind)
             last = exc
     raise last or InvalidParameter("No link type given")
 
@@ -73,6 +77,7 @@ class ObjectCache:
 
     def __init__(self, root: str | Path, link_types: Sequence[str] = LINK_TYPES) -> None:
         self.root = Path(root)
+        self._base = str(self.root)
         bad = [t for t in link_types if t not in LINK_TYPES]
         if bad or not link_types:
             raise InvalidParameter(
@@ -80,19 +85,29 @@ class ObjectCache:
             )
         self.link_types = tuple(link_types)
         self._made: set[str] = set()
+        self._unsupported: set[str] = set()
 
     # --- naming ---------------------------------------------------------------------
 
     def path(self, oid: str) -> Path:
+        return Path(self.fspath(oid))
+
+    def fspath(self, oid: str) -> str:
+        """The object's path as a string (the hot paths avoid pathlib's cost)."""
         if not is_oid(oid):
             raise InvalidParameter(f"{oid!r} is not an object id")
-        return self.root / oid[:2] / oid[2:]
+        return f"{self._base}/{oid[:2]}/{oid[2:]}"
 
     def has(self, oid: str) -> bool:
-        return os.path.exists(self.path(oid))
+        return os.path.exists(self.fspath(oid))
 
     def missing(self, oids: Iterator[str] | Sequence[str]) -> list[str]:
-        return [oid for oid in oids if not self.has(oid)]
+        """The ids the cache lacks; many ids cost one listing, not a stat each."""
+        oids = list(oids)
+        if len(oids) < 2000:
+            return [oid for oid in oids if not self.has(oid)]
+        present = set(self.iter_oids())
+        return [oid for oid in oids if oid not in present]
 
     def iter_oids(self) -> Iterator[str]:
         """Every object id in the cache (no temporary files)."""
@@ -116,12 +131,14 @@ class ObjectCache:
         return str(tmp_dir / new_id())
 
     def _commit(self, tmp: str, oid: str) -> None:
-        final = self.path(oid)
-        if oid[:2] not in self._made:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(oid[:2])
+        self._ensure_dir(oid)
         os.chmod(tmp, _READ_ONLY)
-        os.replace(tmp, final)
+        os.replace(tmp, self.fspath(oid))
+
+    def _ensure_dir(self, oid: str) -> None:
+        if oid[:2] not in self._made:
+            os.makedirs(f"{self._base}/{oid[:2]}", exist_ok=True)
+            self._made.add(oid[:2])
 
     def _guard(self, what: str, exc: OSError) -> None:
         if storage_full(exc):
@@ -135,9 +152,23 @@ class ObjectCache:
         return the link type used, or None when the object was already there."""
         if self.has(oid):
             return None
+        order = [k for k in self.link_types if k not in self._unsupported or k == "copy"]
+        if order[0] == "hardlink":
+            # A new name for the same inode appears whole or not at all: no temp file.
+            final = self.fspath(oid)
+            self._ensure_dir(oid)
+            try:
+                os.link(src, final)
+                os.chmod(final, _READ_ONLY)
+                return "hardlink"
+            except FileExistsError:
+                return None
+            except OSError as exc:
+                self._guard(f"{src}", exc)
+                self._unsupported.add("hardlink")
         tmp = self._tmp()
         try:
-            kind = link_or_copy(str(src), tmp, self.link_types)
+            kind = link_or_copy(str(src), tmp, self.link_types, self._unsupported)
             self._commit(tmp, oid)
         except OSError as exc:
             if os.path.lexists(tmp):
@@ -195,7 +226,7 @@ class ObjectCache:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{dest.parent}/.{dest.name}.{new_id()[:8]}.yard-tmp"
         try:
-            kind = link_or_copy(str(src), tmp, self.link_types)
+            kind = link_or_copy(str(src), tmp, self.link_types, self._unsupported)
             if kind != "hardlink":
                 os.chmod(tmp, 0o644)
             os.replace(tmp, dest)

@@ -20,9 +20,9 @@ from modelyard.core.errors import InvalidParameter
 from modelyard.datasets.hashing import hash_bytes, hash_file
 from modelyard.datasets.state import FileStat, StatCache
 
-__all__ = ["Entry", "Scan", "Tree", "scan"]
+__all__ = ["Entry", "Scan", "Tree", "chunks", "scan"]
 
-_WORKERS = min(8, (os.cpu_count() or 1) * 2)
+_WORKERS = min(4, (os.cpu_count() or 1) * 2)
 _IGNORED = frozenset({".git", ".modelyard", "__pycache__"})
 
 
@@ -91,6 +91,11 @@ def _walk(root: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
                 yield name, entry
 
 
+def chunks(items: list, size: int = 64) -> list[list]:
+    """Work for a thread pool in chunks: one task per file costs more than the file."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def _hash(path: str) -> str:
     try:
         return hash_file(path)
@@ -106,19 +111,20 @@ def scan(
     """Hash the file or folder ``root`` (files whose stat is unchanged come from the
     stat cache); ``progress`` is called with bytes done as files finish."""
     root = Path(root).absolute()
+    # Plain strings below: pathlib costs more than the stat itself per file.
     if root.is_file():
-        files = [("", root)]
+        files = [("", str(root))]
         stats = {"": FileStat.of(root.stat())}
     else:
         files, stats = [], {}
         for rel, entry in _walk(root):
-            files.append((rel, Path(entry.path)))
+            files.append((rel, entry.path))
             stats[rel] = FileStat.of(entry.stat())
     known = state.under(str(root))
     oids: dict[str, str] = {}
-    todo: list[tuple[str, Path]] = []
+    todo: list[tuple[str, str]] = []
     for rel, path in files:
-        hit = known.get(str(path))
+        hit = known.get(path)
         if hit is not None and hit[0] == stats[rel]:
             oids[rel] = hit[1]
             if progress:
@@ -126,13 +132,17 @@ def scan(
         else:
             todo.append((rel, path))
     if todo:
+
+        def hash_chunk(chunk: list[tuple[str, str]]) -> list[str]:
+            return [_hash(path) for _, path in chunk]
+
         with ThreadPoolExecutor(_WORKERS) as pool:
-            hashed = pool.map(lambda t: _hash(str(t[1])), todo)
-            for (rel, _), oid in zip(todo, hashed, strict=True):
-                oids[rel] = oid
+            for chunk, hashed in zip(chunks(todo), pool.map(hash_chunk, chunks(todo)), strict=True):
+                for (rel, _), oid in zip(chunk, hashed, strict=True):
+                    oids[rel] = oid
                 if progress:
-                    progress(stats[rel].size)
-        state.save((str(path), stats[rel], oids[rel]) for rel, path in todo)
+                    progress(sum(stats[rel].size for rel, _ in chunk))
+        state.save((path, stats[rel], oids[rel]) for rel, path in todo)
     entries = tuple(
         sorted((Entry(rel, oids[rel], stats[rel].size) for rel, _ in files), key=lambda e: e.path)
     )

@@ -25,7 +25,7 @@ from modelyard.core.errors import (
 from modelyard.datasets.cache import ObjectCache
 from modelyard.datasets.pointer import SUFFIX, Pointer, ignore, pointer_path
 from modelyard.datasets.state import FileStat, StatCache
-from modelyard.datasets.tree import Entry, Tree, scan
+from modelyard.datasets.tree import Entry, Tree, chunks, scan
 
 __all__ = ["AddResult", "Changes", "CheckoutResult", "Workspace", "diff_trees", "find_root"]
 
@@ -162,18 +162,23 @@ class Workspace:
             return AddResult(file, oid, len(tree.entries), tree.size, found.hashed, 0, True)
         links: dict[str, int] = {}
         stored = 0
-        todo = [e for e in tree.entries if not self.cache.has(e.oid)]
-        seen: set[str] = set()
-        unique = [e for e in todo if not (e.oid in seen or seen.add(e.oid))]
+        first: dict[str, Entry] = {}
+        for e in tree.entries:
+            first.setdefault(e.oid, e)
+        unique = [first[oid] for oid in self.cache.missing(list(first))]
+        base = str(full)
 
-        def store(entry: Entry) -> str | None:
-            return self.cache.add_file(full / entry.path if entry.path else full, entry.oid)
+        def store(batch: list[Entry]) -> list[str | None]:
+            return [
+                self.cache.add_file(f"{base}/{e.path}" if e.path else base, e.oid) for e in batch
+            ]
 
         with ThreadPoolExecutor(4) as pool:
-            for kind in pool.map(store, unique):
-                if kind:
-                    stored += 1
-                    links[kind] = links.get(kind, 0) + 1
+            for kinds in pool.map(store, chunks(unique)):
+                for kind in kinds:
+                    if kind:
+                        stored += 1
+                        links[kind] = links.get(kind, 0) + 1
         if is_dir:
             self.cache.add_bytes(tree.to_bytes(), oid)
         # A hardlink makes the workspace file read-only too: its stat changed (ctime
@@ -187,10 +192,11 @@ class Workspace:
         )
 
     def _remember(self, full: Path, tree: Tree) -> None:
+        base = str(full)
         rows = []
         for e in tree.entries:
-            p = full / e.path if e.path else full
-            rows.append((str(p), FileStat.of(p.stat()), e.oid))
+            p = f"{base}/{e.path}" if e.path else base
+            rows.append((p, FileStat.of(os.stat(p)), e.oid))
         self.state.save(rows)
 
     # --- status ---------------------------------------------------------------------
