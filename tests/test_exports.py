@@ -29,6 +29,7 @@ PUBLIC_NAMES = [
     "compare_runs",
     "configure",
     "create_deployment",
+    "data",
     "delete_model_version",
     "deployment_service",
     "end_run",
@@ -39,12 +40,14 @@ PUBLIC_NAMES = [
     "get_model_version",
     "get_registered_model",
     "get_run",
+    "lineage",
     "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
     "log_feedback",
     "log_figure",
+    "log_input",
     "log_labels",
     "log_metric",
     "log_metrics",
@@ -137,6 +140,9 @@ DEFINED_IN = {
     "predict_batch": "modelyard.serving.batch",
     "models": "modelyard.models",  # the subpackage itself
     "monitor": "modelyard.monitor",
+    "data": "modelyard.sdk.data",  # the module itself, under the name my.data
+    "lineage": "modelyard.sdk.data",
+    "log_input": "modelyard.sdk.data",
 }
 
 # Libraries that `import modelyard` must not load: each costs tens to hundreds of ms.
@@ -169,7 +175,7 @@ def test_every_public_name_resolves_to_its_defining_object() -> None:
             assert isinstance(value, str) and value.count(".") >= 2
             continue
         module = DEFINED_IN.get(name, "modelyard.sdk.fluent")
-        if module == f"modelyard.{name}":
+        if module == f"modelyard.{name}" or name == "data":
             assert value is importlib.import_module(module), name
             continue
         assert value is getattr(importlib.import_module(module), name), name

@@ -61,8 +61,10 @@ def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to version.")],
     json: JsonFlag = False,
 ) -> None:
-    """Hash PATH, store its content once in the cache and write PATH.yard (for git);
-    PATH goes into .gitignore. Unchanged files are not read again."""
+    """Version PATH: store its content in the cache and write PATH.yard for git.
+
+    PATH goes into .gitignore. Files unchanged since the last look are not read again.
+    """
     svc = _service(ctx)
     console = render.stderr_console()
     results = []
@@ -102,7 +104,7 @@ def _tree_size(path: Path) -> int | None:
 
 @app.command()
 def status(ctx: typer.Context, targets: Targets = None, json: JsonFlag = False) -> None:
-    """What changed in the workspace since each pointer was written."""
+    """Show what changed in the workspace since each pointer was written."""
     svc = _service(ctx)
     rows = []
     for t in svc.targets(targets or []):
@@ -124,8 +126,10 @@ def checkout(
     ] = False,
     remote: RemoteOpt = None,
 ) -> None:
-    """Make each data path hold exactly what its pointer names (from the cache; a
-    corrupted cache object is fetched again from the remote)."""
+    """Restore each data path to exactly what its pointer names.
+
+    From the cache; a corrupted cache object is fetched again from the remote.
+    """
     svc = _service(ctx)
     out = render.stdout_console()
     for t in svc.targets(targets or []):
@@ -147,8 +151,10 @@ def diff(
     new: Annotated[str, typer.Argument(help="A pointer file or NAME@VERSION.")],
     json: JsonFlag = False,
 ) -> None:
-    """Files added, removed and changed between two versions; for tables also schema,
-    row counts and summary statistics."""
+    """Compare two versions: files added, removed, changed; tables' schema and stats.
+
+    Each side is a pointer file or NAME@VERSION.
+    """
     result = _service(ctx).diff(old, new)
     if json:
         render.print_json(result.to_dict())
@@ -185,8 +191,7 @@ def push(ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None) 
 
 @app.command()
 def pull(ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None) -> None:
-    """Download what the cache lacks (each object verified on arrival), then check
-    out pointer targets."""
+    """Download what the cache lacks, verified on arrival; check out pointer targets."""
     _transfer(ctx, targets, remote, pull=True)
 
 
@@ -199,9 +204,11 @@ def register(
     remote: RemoteOpt = None,
     json: JsonFlag = False,
 ) -> None:
-    """Register PATH as the next version of dataset NAME (content hash, schema, rows,
-    profile); pushed to the remote when one is set. Unchanged content makes no new
-    version."""
+    """Register PATH as the next version of dataset NAME.
+
+    Records the content hash, schema, rows and profile; pushes to the remote when one
+    is set. Content equal to the latest version's makes no new version.
+    """
     version, created = _service(ctx).register(name, path, description=description, remote=remote)
     if json:
         render.print_json(version.to_dict() | {"created": created})
@@ -219,7 +226,7 @@ def list_(
     name: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Registered dataset versions."""
+    """List registered dataset versions."""
     versions = _service(ctx).versions(name)
     if json:
         render.print_json([v.to_dict() for v in versions])
@@ -233,7 +240,7 @@ def show(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (or NAME: the latest).")],
     json: JsonFlag = False,
 ) -> None:
-    """One dataset version: content, size, schema, rows, remote, producing run."""
+    """Show one dataset version: content, size, schema, rows, remote, run."""
     version = _service(ctx).get(ref)
     if json:
         render.print_json(version.to_dict())
@@ -249,7 +256,7 @@ def lineage(
     model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION or models:/NAME@ALIAS")],
     json: JsonFlag = False,
 ) -> None:
-    """The chain model version → run → dataset versions → content hashes."""
+    """Show a model version's data: model → run → dataset versions → content."""
     result = _service(ctx).lineage(model_uri)
     if json:
         render.print_json(result.to_dict())
@@ -265,8 +272,11 @@ def gc(
     ] = False,
     json: JsonFlag = False,
 ) -> None:
-    """Delete cache objects nothing references any more (dataset versions, run inputs,
-    registered models' lineage and the project's pointers are kept)."""
+    """Free cache objects that nothing references any more.
+
+    Dataset versions, run inputs, registered models' lineage and the project's
+    pointers keep their objects. --dry-run only lists.
+    """
     result = _service(ctx).gc(dry_run=dry_run)
     if json:
         render.print_json(result.__dict__)
