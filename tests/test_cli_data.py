@@ -176,3 +176,28 @@ def test_validate_a_registered_version_gates_with_exit_codes(project):
     assert "No dataset named 'nope'" in run(
         "data", "validate", "--suite", "suite.yaml", "nope@1", code=2
     )
+
+
+def test_a_corrupted_cache_object_is_fetched_again_from_the_remote_on_checkout(project, tmp_path):
+    data = project / "data"
+    data.mkdir()
+    blobs = {f"f{i}.bin": np.random.default_rng(i).bytes(20_000) for i in range(3)}
+    for name, blob in blobs.items():
+        (data / name).write_bytes(blob)
+    run("data", "add", "data")
+    remote = str(tmp_path / "remote")
+    doc = json.loads(run("data", "push", "--remote", remote, "--json"))
+    assert doc[0]["objects"] == 4 and not doc[0]["noop"]
+    shutil.rmtree(data)
+    from modelyard.datasets.hashing import hash_bytes
+
+    victim = tmp_path / "home" / "data" / "cache" / hash_bytes(blobs["f1.bin"])[:2]
+    victim = victim / hash_bytes(blobs["f1.bin"])[2:]
+    victim.chmod(0o644)
+    victim.write_bytes(b"\0" * 20_000)  # same size, other bytes: bit rot
+
+    out = run("data", "checkout", code=1)  # no remote: refused, nothing written
+    assert "corrupted" in out and not data.exists()
+    out = run("data", "checkout", "--remote", remote)
+    assert "1 corrupted object(s) fetched again" in out
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == blobs

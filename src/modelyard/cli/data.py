@@ -165,34 +165,45 @@ def diff(
 
 
 def _transfer(
-    ctx: typer.Context, targets: list[str] | None, remote: str | None, pull: bool
+    ctx: typer.Context, targets: list[str] | None, remote: str | None, pull: bool, json: bool
 ) -> None:
     svc = _service(ctx)
     out = render.stdout_console()
     docs = []
     for t in svc.targets(targets or []):
         verb = "pull" if pull else "push"
-        with view.bytes_bar(render.stderr_console(), f"{verb} {t.label}", t.size) as bar:
-            result = svc.pull(t, remote, bar) if pull else svc.push(t, remote, bar)
+        with view.bytes_bar(render.stderr_console(), f"{verb} {t.label}", None) as bar:
+            start = bar.start if bar else None
+            move = svc.pull if pull else svc.push
+            result = move(t, remote, bar, start)
         checked = None
         if pull and t.pointer is not None:
             checked = svc.checkout(t.pointer, remote=remote)
-        docs.append((t, result, checked))
+        doc = {"target": t.label, **result.__dict__, "noop": result.noop}
+        docs.append(doc | {"checked_out": checked.written if checked else None})
+        if json:
+            continue
         out.print(f"{t.label}: {result.summary()}")
         if checked is not None:
             out.print(f"  checked out {checked.written:,} file(s), {checked.kept:,} already right")
+    if json:
+        render.print_json(docs)
 
 
 @app.command()
-def push(ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None) -> None:
+def push(
+    ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None, json: JsonFlag = False
+) -> None:
     """Upload what the remote lacks (small files packed); a no-op costs one request."""
-    _transfer(ctx, targets, remote, pull=False)
+    _transfer(ctx, targets, remote, pull=False, json=json)
 
 
 @app.command()
-def pull(ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None) -> None:
+def pull(
+    ctx: typer.Context, targets: Targets = None, remote: RemoteOpt = None, json: JsonFlag = False
+) -> None:
     """Download what the cache lacks, verified on arrival; check out pointer targets."""
-    _transfer(ctx, targets, remote, pull=True)
+    _transfer(ctx, targets, remote, pull=True, json=json)
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -39,10 +40,21 @@ __all__ = [
 size = _size
 
 
+class _Bar:
+    """``bar(n)`` advances by n bytes; ``bar.start(total)`` sets the total once known."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress, self.task = progress, task
+
+    def __call__(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+
 @contextlib.contextmanager
-def bytes_bar(
-    console: Console, description: str, total: int | None
-) -> Iterator[Callable[[int], None] | None]:
+def bytes_bar(console: Console, description: str, total: int | None) -> Iterator[_Bar | None]:
     """A byte progress bar on a terminal (None when piped: nothing to draw)."""
     if not console.is_terminal:
         yield None
@@ -57,8 +69,7 @@ def bytes_bar(
         transient=True,
     )
     with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        yield _Bar(bar, bar.add_task(description, total=total))
 
 
 def changes_table(rows: Sequence[tuple[str, Changes]], limit: int = 20) -> Table:

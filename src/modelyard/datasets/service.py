@@ -244,18 +244,27 @@ class DataService:
         return refetch
 
     def push(
-        self, target: Target, remote: str | None = None, progress: Progress | None = None
+        self,
+        target: Target,
+        remote: str | None = None,
+        progress: Progress | None = None,
+        start: Progress | None = None,
     ) -> Transfer:
+        """Send a target's content; ``start(total_bytes)`` comes before ``progress``."""
         self._require_local(target)
         return self.remote(remote or (target.version and target.version.remote)).push(
-            self.cache, target.oid, progress
+            self.cache, target.oid, progress, start=start
         )
 
     def pull(
-        self, target: Target, remote: str | None = None, progress: Progress | None = None
+        self,
+        target: Target,
+        remote: str | None = None,
+        progress: Progress | None = None,
+        start: Progress | None = None,
     ) -> Transfer:
         return self.remote(remote or (target.version and target.version.remote)).pull(
-            self.cache, target.oid, progress
+            self.cache, target.oid, progress, start=start
         )
 
     def _require_local(self, target: Target) -> None:
