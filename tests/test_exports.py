@@ -62,12 +62,15 @@ PUBLIC_NAMES = [
     "monitor",
     "monitor_alerts",
     "monitor_service",
+    "pipeline",
     "predict_batch",
     "promote_deployment",
     "register_model",
     "reject",
+    "resume_pipeline",
     "rollback",
     "rollback_deployment",
+    "run_pipeline",
     "search_runs",
     "set_alias",
     "set_baseline",
@@ -80,6 +83,7 @@ PUBLIC_NAMES = [
     "start_canary",
     "start_run",
     "start_shadow",
+    "step",
     "transition_stage",
 ]
 
@@ -104,10 +108,12 @@ DEFINED_IN = {
             "log_feedback",
             "promote_deployment",
             "rollback_deployment",
+            "run_pipeline",
             "start_ab_test",
             "start_bluegreen",
             "start_canary",
             "start_shadow",
+            "step",
         )
     },
     "Metric": "modelyard.tracking.entities",
@@ -128,6 +134,7 @@ DEFINED_IN = {
             "model_registry",
             "register_model",
             "reject",
+            "resume_pipeline",
             "rollback",
             "set_alias",
             "set_policy",
@@ -143,6 +150,7 @@ DEFINED_IN = {
     "data": "modelyard.sdk.data",  # the module itself, under the name my.data
     "lineage": "modelyard.sdk.data",
     "log_input": "modelyard.sdk.data",
+    **{n: "modelyard.pipelines" for n in ("pipeline", "resume_pipeline", "run_pipeline", "step")},
 }
 
 # Libraries that `import modelyard` must not load: each costs tens to hundreds of ms.

@@ -195,3 +195,42 @@ def test_the_ray_executor_runs_steps_as_ray_tasks(store, monkeypatch):
     assert all(k.data.tags["modelyard.step.state"] == "ran" for k in kids.values())
     again = run_pipeline(ps.squares, {"k": 3}, executor="ray")
     assert {s.state for s in again.steps.values()} == {"cached"}
+
+
+def test_the_cli_runs_shows_and_resumes(store, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from modelyard.cli.main import app
+
+    settings = my.client().store.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MODELYARD_DB_URL", settings)
+    monkeypatch.setenv("MODELYARD_ARTIFACTS", str(tmp_path / "artifacts"))
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+        assert result.exit_code == code, result.output
+        return result.output
+
+    out = cli("pipelines", "run", "pipeline_steps:numbers", "-p", "n=3", "-p", "factor=0.5")
+    assert "Pipeline numbers: FINISHED" in out and "scale" in out and "ran" in out
+    again = cli(
+        "pipelines", "run", "pipeline_steps:numbers", "-p", "n=3", "-p", "factor=0.5", "--json"
+    )
+    assert {s["state"] for s in json.loads(again)["steps"].values()} == {"cached"}
+
+    (tmp_path / "fail.txt").write_text("1")
+    out = cli("pipelines", "run", "pipeline_steps:fragile", code=1)
+    assert "failed" in out and "skipped" in out and "flaky failure" in out
+    (tmp_path / "fail.txt").write_text("1")
+    failed = json.loads(
+        cli("pipelines", "run", "pipeline_steps:fragile", "-p", "n=6", "--json", code=1)
+    )
+    assert failed["status"] == "FAILED"
+    step_run = failed["steps"]["flaky"]["run_id"]
+    assert "is a step of pipeline run" in cli("pipelines", "resume", step_run, code=1)
+    out = cli("pipelines", "resume", failed["run_id"])
+    assert "FINISHED" in out and "reused" in out
+    assert "nothing to resume" in cli("pipelines", "resume", json.loads(again)["run_id"], code=1)

@@ -94,6 +94,10 @@ _EXPORTS: dict[str, str] = {
         )
     },
     **{name: "modelyard.sdk.data" for name in ("lineage", "log_input")},
+    **{
+        name: "modelyard.pipelines"
+        for name in ("pipeline", "resume_pipeline", "run_pipeline", "step")
+    },
     **{name: "modelyard.tracking.entities" for name in ("Metric", "Param", "Run", "RunTag")},
     "Settings": "modelyard.core.config",
     "ModelyardError": "modelyard.core.errors",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from modelyard.core.errors import ModelyardError  # noqa: F401
     from modelyard.models.loader import load_model  # noqa: F401
     from modelyard.models.logging import log_model  # noqa: F401
+    from modelyard.pipelines import pipeline, resume_pipeline, run_pipeline, step  # noqa: F401
     from modelyard.sdk import data  # noqa: F401
     from modelyard.sdk.data import lineage, log_input  # noqa: F401
     from modelyard.sdk.deploy import *  # noqa: F403

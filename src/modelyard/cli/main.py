@@ -13,7 +13,17 @@ import typer
 from typer.core import TyperGroup
 
 from modelyard._version import __version__
-from modelyard.cli import Services, data, deploy, experiments, models, monitor, render, runs
+from modelyard.cli import (
+    Services,
+    data,
+    deploy,
+    experiments,
+    models,
+    monitor,
+    pipelines,
+    render,
+    runs,
+)
 from modelyard.cli.build import build
 from modelyard.cli.check import check
 from modelyard.cli.gateway import gateway
@@ -57,6 +67,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(data.app, name="data")
+app.add_typer(pipelines.app, name="pipelines")
 app.command("check")(check)
 app.command("serve")(serve)
 app.command("gateway")(gateway)

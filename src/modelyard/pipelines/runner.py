@@ -573,6 +573,10 @@ def resume_pipeline(run_id: str, **options: Any) -> PipelineRun:
     service = fluent.client()
     run = service.get_run(run_id)
     tags = run.data.tags
+    if TAG_STEP in tags:
+        raise InvalidParameter(
+            f"Run {run_id} is a step of pipeline run {tags.get(PARENT)}; resume that run"
+        )
     if TAG_PIPELINE not in tags:
         raise InvalidParameter(f"Run {run_id} is not a pipeline run")
     if run.info.status == "FINISHED":
