@@ -154,3 +154,26 @@ def missing_input():
 
 
 cyclic = Pipeline.from_steps("cyclic", {"a": (after, {"count": "b"}), "b": (after, {"count": "a"})})
+
+
+def fit_and_score(params: dict, df: pd.DataFrame) -> dict:
+    """A trial: the score peaks at C = 1; C = 0 fails."""
+    if params["C"] == 0:
+        raise ValueError("C must be positive")
+    return {"score": -((params["C"] - 1.0) ** 2) + len(df), "C_seen": params["C"]}
+
+
+@step
+def tune(df: pd.DataFrame, mode: str = "grid", workers: int = 1) -> dict:
+    from modelyard.pipelines import search
+
+    space = {"C": [0, 0.1, 1.0, 3.0]} if mode == "grid" else {"C": (0.01, 2.0)}
+    found = search(
+        fit_and_score, space, data={"df": df}, mode=mode, n_trials=6, seed=3, workers=workers
+    )
+    return {"best": found.best_params, "value": found.best_value, "trials": len(found.trials)}
+
+
+@pipeline
+def tuning(mode: str = "grid", workers: int = 1):
+    return tune(load(4), mode=mode, workers=workers)

@@ -234,3 +234,24 @@ def test_the_cli_runs_shows_and_resumes(store, tmp_path, monkeypatch):
     out = cli("pipelines", "resume", failed["run_id"])
     assert "FINISHED" in out and "reused" in out
     assert "nothing to resume" in cli("pipelines", "resume", json.loads(again)["run_id"], code=1)
+
+
+def test_a_search_step_fans_out_trials_as_child_runs_and_returns_the_best(store):
+    run = run_pipeline(ps.tuning, {"mode": "grid", "workers": 2})
+    assert run.status == "FINISHED", run.error
+    assert run.result == {"best": {"C": 1.0}, "value": 4.0, "trials": 4}
+    step_run = run.steps["tune"].run_id
+    svc = my.client()
+    trials = svc.find_runs(
+        [svc.get_run(step_run).info.experiment_id], f"tags.`mlflow.parentRunId` = '{step_run}'"
+    )
+    assert len(trials) == 4
+    by_c = {t.data.params["C"]: t for t in trials}
+    assert by_c["0"].info.status == "FAILED"  # a failed trial is recorded, not fatal
+    assert by_c["1.0"].data.metrics["score"] == 4.0
+    assert svc.get_run(step_run).data.tags["modelyard.search.best_run"] == by_c["1.0"].info.run_id
+
+    rnd = run_pipeline(ps.tuning, {"mode": "random"})
+    assert rnd.result["trials"] == 6 and 0.01 <= rnd.result["best"]["C"] <= 2.0
+    again = run_pipeline(ps.tuning, {"mode": "random"}, no_cache=True)
+    assert again.result == rnd.result  # the seed makes the draws repeatable

@@ -11,6 +11,7 @@ local or Ray executor, and (`agent`) the triggers that start them.
 
 from modelyard.pipelines.pipeline import Pipeline, load_pipeline, pipeline
 from modelyard.pipelines.runner import PipelineRun, StepResult, resume_pipeline, run_pipeline
+from modelyard.pipelines.search import SearchResult, search
 from modelyard.pipelines.step import Step, step
 
 __all__ = [
@@ -20,7 +21,9 @@ __all__ = [
     "StepResult",
     "load_pipeline",
     "pipeline",
+    "SearchResult",
     "resume_pipeline",
     "run_pipeline",
+    "search",
     "step",
 ]

@@ -246,6 +246,19 @@ def _substitute_refs(value: Any, fn) -> Any:  # noqa: ANN001
 _configured: dict[str, Any] | None = None
 
 
+def worker_settings() -> dict[str, Any]:
+    """The driver's store, as `fluent.configure` arguments for a worker process."""
+    from modelyard.sdk import fluent
+
+    s = fluent._current().settings
+    return {
+        "home": str(s.home.resolve()),
+        "db_url": s.resolved_db_url,
+        "artifacts": s.resolved_artifacts,
+        "tracking_uri": s.tracking_uri,
+    }
+
+
 def _configure_worker(settings: dict[str, Any]) -> None:
     """In a worker process, point the fluent API at the driver's store (once)."""
     global _configured
@@ -297,13 +310,7 @@ class _Driver:
         self.invalidate = set(invalidate)
         self.reuse = dict(reuse)
         self.service = fluent.client()
-        s = fluent._current().settings
-        self.settings = {
-            "home": str(s.home.resolve()),
-            "db_url": s.resolved_db_url,
-            "artifacts": s.resolved_artifacts,
-            "tracking_uri": s.tracking_uri,
-        }
+        self.settings = worker_settings()
         unknown = self.invalidate - set(graph.nodes)
         if unknown:
             raise InvalidParameter(
