@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -31,10 +31,9 @@ from rich.text import Text
 
 from modelyard.cli import JsonFlag, render
 from modelyard.core.errors import ModelyardError
-from modelyard.datasets import validation as service
-from modelyard.datasets.validation import Suite, ValidationResult
-from modelyard.datasets.validation.report import fmt
-from modelyard.datasets.validation.result import FAIL, SKIP
+
+if TYPE_CHECKING:  # pragma: no cover - the validation stack loads when a command runs
+    from modelyard.datasets.validation import Suite, ValidationResult
 
 __all__ = ["EXIT_ERROR", "EXIT_FAILED", "infer_suite", "validate", "validation_table"]
 
@@ -110,6 +109,8 @@ def infer_suite(
     """Write a validation suite that DATA (the reference) passes, to review and edit."""
     names = [c.strip() for c in (categorical or "").split(",") if c.strip()]
 
+    from modelyard.datasets import validation as service
+
     def build() -> Suite:
         suite = service.infer_suite(
             _data(ctx, data),
@@ -153,6 +154,8 @@ def validate(
 ) -> None:
     """Check DATA against a suite. Exit code 0: all passed, 1: a check failed, 2: error."""
 
+    from modelyard.datasets import validation as service
+
     def run() -> tuple[ValidationResult, list[Path]]:
         result = service.validate(_data(ctx, data), suite, name=data)
         return result, (service.write_report(result, report) if report is not None else [])
@@ -171,6 +174,9 @@ def validate(
 
 def validation_table(result: ValidationResult) -> Table:
     """One row per check; failures in red, skipped checks dimmed, the verdict below."""
+    from modelyard.datasets.validation.report import fmt
+    from modelyard.datasets.validation.result import FAIL, SKIP
+
     style = "green" if result.passed else "red"
     table = Table(
         title=Text(f"Validation of {result.data}: {result.rows:,} rows"),
