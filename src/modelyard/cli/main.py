@@ -7,6 +7,7 @@ code 1 — never a traceback: `_Group` prints it and exits.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,7 @@ from modelyard.cli import (
     render,
     runs,
 )
+from modelyard.cli.agent import agent, pipelines_runs
 from modelyard.cli.build import build
 from modelyard.cli.check import check
 from modelyard.cli.gateway import gateway
@@ -68,6 +70,8 @@ app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(data.app, name="data")
 app.add_typer(pipelines.app, name="pipelines")
+pipelines.app.command("runs")(pipelines_runs)
+app.command("agent")(agent)
 app.command("check")(check)
 app.command("serve")(serve)
 app.command("gateway")(gateway)
@@ -126,11 +130,53 @@ def server(
 
 
 @app.command()
-def demo() -> None:
-    """Train a few scikit-learn models, track them, and compare the runs (no downloads)."""
-    from modelyard.demo.quickstart import run_quickstart
+def demo(
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Smaller data and shorter canary steps (tests).")
+    ] = False,
+    quickstart: Annotated[
+        bool, typer.Option("--quickstart", help="Only the tracking quickstart (four runs).")
+    ] = False,
+    out: Annotated[
+        Path, typer.Option(help="Where the data, suite, report and model card go.")
+    ] = Path("demo-output"),
+) -> None:
+    """Run the closed loop: data -> train -> serve -> drift -> retrain -> canary -> rollback.
 
-    run_quickstart(render.stdout_console())
+    On the embedded default, unattended, with a timeline of every event and its
+    figures. --quickstart runs the tracking quickstart instead.
+    """
+    console = render.stdout_console()
+    if quickstart:
+        from modelyard.demo.quickstart import run_quickstart
+
+        run_quickstart(console)
+        return
+    from modelyard.demo.closed_loop import print_end, run_closed_loop
+
+    timeline = run_closed_loop(console, fast=fast, out=out)
+    print_end(console, timeline, out.absolute())
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The new project's folder.")] = Path("."),
+    data: Annotated[
+        Path | None, typer.Option(help="A Parquet or CSV sample (default: a churn sample).")
+    ] = None,
+    target: Annotated[str, typer.Option(help="The label column.")] = "churned",
+    model: Annotated[str, typer.Option(help="The registered model's name.")] = "churn",
+    dataset: Annotated[str, typer.Option(help="The dataset's name in the registry.")] = "churn",
+) -> None:
+    """Create a project: pipeline, validation suite, agent config and a CI workflow."""
+    from modelyard.scaffold.project import create_project
+
+    project = create_project(folder, data=data, target=target, model=model, dataset=dataset)
+    console = render.stdout_console()
+    console.print(f"Created a modelyard project in {project.root}:")
+    for path in project.files:
+        console.print(f"  {path.relative_to(project.root)}")
+    console.print("Next: read README.md there; CI runs .github/workflows/modelyard.yml.")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
     "model_version_tags",
     "model_versions",
     "params",
+    "pipeline_agents",
+    "pipeline_events",
+    "pipeline_triggers",
     "registered_model_tags",
     "registered_models",
     "run_inputs",
@@ -426,4 +430,60 @@ dataset_versions = Table(
     Column("user_id", String(256), nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_dataset_versions_oid", "oid"),
+)
+
+# -- pipelines ----------------------------------------------------------------------
+
+# How far each trigger of the pipelines' agent has read (JSON: the last cron tick
+# considered, the last dataset version seen, the newest alert seen), so a restarted
+# agent neither misses nor repeats an event.
+pipeline_triggers = Table(
+    "pipeline_triggers",
+    metadata,
+    Column("pipeline", String(256), primary_key=True),
+    Column("trigger", String(256), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("armed_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per event a trigger saw. The unique key makes recording an event
+# idempotent; its status only moves by compare-and-swap: pending -> claimed ->
+# running -> finished | failed, or pending -> skipped (coalesced into a newer one).
+pipeline_events = Table(
+    "pipeline_events",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("pipeline", String(256), nullable=False),
+    Column("trigger", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("event_key", String(512), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: what the run receives as its trigger
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("agent_id", String(64), nullable=True),  # who claimed it
+    Column("worker_pid", Integer, nullable=True),  # the process running it
+    Column("error", Text, nullable=True),
+    Column("occurred_at", BigInteger, nullable=False),  # the tick, version or alert time
+    Column("created_at", BigInteger, nullable=False),
+    Column("claimed_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("pipeline", "trigger", "event_key"),
+    Index("ix_pipeline_events_status", "pipeline", "status"),
+)
+
+# The agents that claimed events, with a heartbeat: a restarted agent takes over
+# only the events of an agent that is gone (its process dead, or silent too long).
+pipeline_agents = Table(
+    "pipeline_agents",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("hostname", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("poll_seconds", Float, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("stopped_at", BigInteger, nullable=True),
 )
