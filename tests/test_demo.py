@@ -1,4 +1,4 @@
-"""``modelyard demo`` (what ``make demo`` runs): a fresh home, no download, exit 0, and
+"""``modelyard demo --quickstart`` (the tracking quickstart): a fresh home, no download, exit 0, and
 a store that then holds the quickstart runs with per-step metrics, params, tags and
 artifacts — read back through the SDK, not from the demo's own output."""
 
@@ -28,7 +28,7 @@ FAMILIES = {
 def test_demo_tracks_the_quickstart_runs_in_a_fresh_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = subprocess.run(
-        [sys.executable, "-m", "modelyard.cli.main", "demo"],
+        [sys.executable, "-m", "modelyard.cli.main", "demo", "--quickstart"],
         capture_output=True,
         text=True,
         timeout=600,
