@@ -246,6 +246,15 @@ def _substitute_refs(value: Any, fn) -> Any:  # noqa: ANN001
 _configured: dict[str, Any] | None = None
 
 
+def _cache_store(service: Any) -> Any:
+    """The step-cache table beside a SQL tracking store; None for a tracking server."""
+    from modelyard.pipelines.cache_store import SqlStepCache
+    from modelyard.tracking.sql_store import SqlTrackingStore
+
+    store = service.store
+    return SqlStepCache(store.engine) if isinstance(store, SqlTrackingStore) else None
+
+
 def worker_settings() -> dict[str, Any]:
     """The driver's store, as `fluent.configure` arguments for a worker process."""
     from modelyard.sdk import fluent
@@ -318,6 +327,7 @@ class _Driver:
                 f"(steps: {', '.join(graph.nodes)})"
             )
         self.experiment_id = self.service.get_or_create_experiment(pipe.name).experiment_id
+        self.cache_rows = _cache_store(self.service)
         self.results: dict[str, StepResult] = {}
         self.values: dict[str, Any] = {}
 
@@ -343,30 +353,42 @@ class _Driver:
         body = {"step": step.name, "code": step.code_hash, **parts}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
-    def find_cached(self, name: str, key: str) -> Any:
+    def find_cached(self, name: str, key: str) -> tuple[str, str] | None:
+        """(run id, output hash) of the newest earlier run of this key that is young
+        enough and whose output files still exist."""
         step = self.graph.nodes[name].step
         if not step.cache or self.no_cache or name in self.invalidate:
             return None
-        runs = self.service.find_runs(
+        oldest = now_ms() - step.cache_ttl * 1000 if step.cache_ttl is not None else None
+        for run_id, output_hash, finished in self._candidates(key):
+            if oldest is not None and finished < oldest:
+                continue
+            try:
+                listed = self.service.list_artifacts(run_id, "outputs")
+            except ModelyardError:
+                continue
+            if any(f.path.endswith("value.json") for f in listed):
+                return run_id, output_hash
+        return None
+
+    def _candidates(self, key: str) -> list[tuple[str, str, int]]:
+        if self.cache_rows is not None:
+            return self.cache_rows.candidates(key)
+        runs = self.service.find_runs(  # a tracking server: search by the run tag
             [self.experiment_id],
             f"tags.`{TAG_KEY}` = '{key}'",
             order_by=["attributes.start_time DESC"],
             max_results=20,
         )
-        oldest = now_ms() - step.cache_ttl * 1000 if step.cache_ttl is not None else None
-        for run in runs:
-            tags = run.data.tags
-            if run.info.status != "FINISHED" or tags.get(TAG_STATE) not in ("ran",):
-                continue
-            if oldest is not None and (run.info.end_time or 0) < oldest:
-                continue
-            try:
-                listed = self.service.list_artifacts(run.info.run_id, "outputs")
-            except ModelyardError:
-                continue
-            if any(f.path.endswith("value.json") for f in listed):
-                return run
-        return None
+        return [
+            (r.info.run_id, r.data.tags.get(TAG_HASH, ""), r.info.end_time or 0)
+            for r in runs
+            if r.info.status == "FINISHED" and r.data.tags.get(TAG_STATE) == "ran"
+        ]
+
+    def remember(self, name: str, key: str, result: StepResult) -> None:
+        if self.cache_rows is not None and result.output_hash:
+            self.cache_rows.add(key, result.run_id, self.pipe.name, name, result.output_hash)
 
     def child(self, parent: str, name: str, tags: dict[str, str]) -> str:
         run = self.service.create_run(
@@ -478,6 +500,7 @@ def run_pipeline(
     failed: list[str] = []
     try:
         running: dict[Future, str] = {}
+        keys: dict[str, str] = {}
         pending = list(order)
         while pending or running:
             progressed = False
@@ -500,12 +523,7 @@ def run_pipeline(
                 key = driver.cache_key(name)
                 hit = driver.find_cached(name, key)
                 if hit is not None:
-                    source = StepResult(
-                        name,
-                        "ran",
-                        output_run=hit.info.run_id,
-                        output_hash=hit.data.tags.get(TAG_HASH),
-                    )
+                    source = StepResult(name, "ran", output_run=hit[0], output_hash=hit[1])
                     driver.settle(
                         parent_id,
                         name,
@@ -513,12 +531,13 @@ def run_pipeline(
                         source,
                         **{
                             TAG_KEY: key,
-                            TAG_FROM: hit.info.run_id,
+                            TAG_FROM: hit[0],
                             TAG_HASH: source.output_hash or "",
                         },
                     )
                     continue
                 task = driver.task(parent_id, name, key)
+                keys[name] = key
                 running[ex.submit(task)] = name
             if not running:
                 if not progressed and pending:  # pragma: no cover - check() prevents it
@@ -541,6 +560,8 @@ def run_pipeline(
                 result.error = outcome.error
                 result.attempts = outcome.attempts
                 result.seconds = outcome.seconds
+                if outcome.ok:
+                    driver.remember(name, keys[name], result)
                 if outcome.ok and outcome.value is not None:
                     driver.values[name] = outcome.value
                 if not outcome.ok:

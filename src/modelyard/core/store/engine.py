@@ -18,7 +18,7 @@ from modelyard.core.errors import InvalidParameter
 __all__ = ["HEAD_REVISION", "open_engine", "upgrade_schema"]
 
 # The newest migration in migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0006_pipelines"
+HEAD_REVISION = "0007_pipeline_cache"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _lock = threading.Lock()

@@ -43,6 +43,7 @@ __all__ = [
     "model_versions",
     "params",
     "pipeline_agents",
+    "pipeline_cache",
     "pipeline_events",
     "pipeline_triggers",
     "registered_model_tags",
@@ -486,4 +487,17 @@ pipeline_agents = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("stopped_at", BigInteger, nullable=True),
+)
+
+# The pipelines' step cache: one row per successful step run, found by its cache
+# key (code, name and input hashes) in one indexed lookup, however long the history.
+pipeline_cache = Table(
+    "pipeline_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("run_id", String(32), primary_key=True),
+    Column("pipeline", String(256), nullable=False),
+    Column("step", String(256), nullable=False),
+    Column("output_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
