@@ -106,8 +106,8 @@ def churn_data(n: int, seed: int, drifted: bool = False) -> pd.DataFrame:
     tenure = rng.integers(1, 72, n) if not drifted else rng.integers(1, 30, n)
     charges = np.clip(rng.normal(70 if not drifted else 95, 20, n), 5.0, None)
     calls = rng.poisson(1.0 if not drifted else 3.0, n)
-    weight = 0.35 if not drifted else 0.9
-    logit = -0.06 * tenure + 0.03 * charges + weight * calls - 1.8 + rng.normal(0, 0.4, n)
+    weight, base = (0.35, -1.8) if not drifted else (0.9, -5.5)  # both ~15-35% churn
+    logit = -0.06 * tenure + 0.03 * charges + weight * calls + base + rng.normal(0, 0.4, n)
     return pd.DataFrame(
         {
             "tenure": tenure,
