@@ -69,9 +69,8 @@ def add(
     console = render.stderr_console()
     results = []
     for path in paths:
-        total = _tree_size(path)
-        with view.bytes_bar(console, f"hashing {path}", total) as progress:
-            results.append(svc.add(path, progress))
+        with view.bytes_bar(console, f"hashing {path}", None) as bar:
+            results.append(svc.add(path, bar, bar.start if bar else None))
     if json:
         render.print_json([r.__dict__ | {"pointer": str(r.pointer)} for r in results])
         return
@@ -91,15 +90,6 @@ def add(
     out.print(
         "Commit the .yard file(s) and .gitignore with git; `modelyard data push` uploads the data."
     )
-
-
-def _tree_size(path: Path) -> int | None:
-    try:
-        if path.is_file():
-            return path.stat().st_size
-    except OSError:
-        return None
-    return None  # a folder: unknown until walked; the bar shows bytes done
 
 
 @app.command()

@@ -213,8 +213,10 @@ class DataService:
 
     # --- workspace ------------------------------------------------------------------
 
-    def add(self, path: str | Path, progress: Progress | None = None) -> AddResult:
-        return self.workspace.add(path, progress)
+    def add(
+        self, path: str | Path, progress: Progress | None = None, start: Progress | None = None
+    ) -> AddResult:
+        return self.workspace.add(path, progress, start)
 
     def status(self, target: str | Path) -> Changes:
         return self.workspace.status(target)
@@ -402,8 +404,8 @@ class DataService:
             changes = diff_trees(ta, tb)
         table = None
         if a.oid != b.oid:
-            fa, xa = self._table_or_none(a, ta)
-            fb, xb = self._table_or_none(b, tb)
+            _, xa = self._table_or_none(a, ta)
+            _, xb = self._table_or_none(b, tb)
             if xa is not None and xb is not None:
                 table = diff_tables(xa, xb)
         return DiffResult(a.label, b.label, changes, table)

@@ -107,6 +107,7 @@ def scan(
     root: str | Path,
     state: StatCache,
     progress: Callable[[int], None] | None = None,
+    start: Callable[[int], None] | None = None,
 ) -> Scan:
     """Hash the file or folder ``root`` (files whose stat is unchanged come from the
     stat cache); ``progress`` is called with bytes done as files finish."""
@@ -120,6 +121,8 @@ def scan(
         for rel, entry in _walk(root):
             files.append((rel, entry.path))
             stats[rel] = FileStat.of(entry.stat())
+    if start is not None:
+        start(sum(s.size for s in stats.values()))
     known = state.under(str(root))
     oids: dict[str, str] = {}
     todo: list[tuple[str, str]] = []

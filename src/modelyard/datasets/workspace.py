@@ -141,7 +141,11 @@ class Workspace:
 
     # --- add ------------------------------------------------------------------------
 
-    def add(self, path: str | Path, progress: Progress | None = None) -> AddResult:
+    def add(
+        self, path: str | Path, progress: Progress | None = None, start: Progress | None = None
+    ) -> AddResult:
+        """Version ``path``; ``start(total_bytes)`` is called once the folder is walked,
+        then ``progress(bytes)`` as files are hashed or found unchanged."""
         full = self.resolve(path)
         if full.name.endswith(SUFFIX):
             raise InvalidParameter(f"{path} is a pointer file; add the data it points to")
@@ -151,7 +155,7 @@ class Workspace:
             raise InvalidParameter("The repository root itself cannot be added; add a folder in it")
         file = pointer_path(full)
         old = Pointer.load(file) if file.exists() else None
-        found = scan(full, self.state, progress)
+        found = scan(full, self.state, progress, start)
         tree = found.tree
         is_dir = full.is_dir()
         oid = tree.oid if is_dir else tree.entries[0].oid
