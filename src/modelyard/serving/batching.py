@@ -26,7 +26,7 @@ from typing import Any
 
 from modelyard.core.errors import ModelyardError
 
-__all__ = ["Arrivals", "BatchPolicy", "MicroBatcher", "Overloaded"]
+__all__ = ["Arrivals", "BatchPolicy", "MicroBatcher", "Overloaded", "Retiring"]
 
 
 class Overloaded(ModelyardError):
@@ -34,6 +34,11 @@ class Overloaded(ModelyardError):
 
     code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
+
+
+class Retiring(Overloaded):
+    """This version was swapped out after the request picked it: the server retries
+    the request on the version now serving (the client sees it only if that fails)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class MicroBatcher:
     async def submit(self, data: Any, rows: int) -> Any:
         """Queue ``rows`` rows and wait for their share of the batch's prediction."""
         if self._closing:
-            raise Overloaded("This model version is being unloaded; retry")
+            raise Retiring("This model version is being unloaded; retry")
         if self._queue and self._queued_rows + rows > self.policy.max_queue_rows:
             raise Overloaded(
                 f"The model's queue is full ({self._queued_rows} rows waiting, limit "

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.core.errors import InvalidParameter, ModelyardError, ResourceNotFound
-from modelyard.serving.batching import Overloaded
+from modelyard.serving.batching import Overloaded, Retiring
 from modelyard.serving.host import ModelHost, NotReady, ServedModel
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.prediction_log import PredictionLog, PredictionRecord
@@ -155,7 +155,12 @@ class Exchange:
             if self.body is None:
                 with served.arrivals:
                     self.body = await read_body(self.request, state.max_body_bytes)
-            response, inputs, outputs = await handle(served, self.body)
+            try:
+                response, inputs, outputs = await handle(served, self.body)
+            except Retiring:
+                # Swapped out while the body was read: the version now serving answers.
+                served = self.served = await state.pick(self, name, version)
+                response, inputs, outputs = await handle(served, self.body)
         except Exception as exc:
             response = self._error(exc, name)
         else:
