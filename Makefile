@@ -5,8 +5,9 @@
 #   make test      lint, then pytest on SQLite, then the store tests again on PostgreSQL
 #                  (installs the Debian tools the tests run for real: make test-tools)
 #   make demo      run `modelyard demo`
-#   make bench     run the benchmarks against their anchors: MLflow and Evidently, each in its own
-#                  venv (make bench-venv, make bench-evidently-venv); wrk (make bench-tools)
+#   make bench     run the benchmarks against their anchors: MLflow, Evidently and DVC, each in its
+#                  own venv (make bench-venv, make bench-evidently-venv, make bench-dvc-venv); wrk
+#                  (make bench-tools)
 #   make clean     remove caches and build output (keeps the venv)
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ BIN := $(VENV)/bin
 LINT_PATHS := $(wildcard src tests benchmarks)
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-.PHONY: install lint test test-tools test-sqlite test-postgres demo bench bench-venv bench-evidently-venv bench-tools clean
+.PHONY: install lint test test-tools test-sqlite test-postgres demo bench bench-venv bench-evidently-venv bench-dvc-venv bench-tools clean
 
 PIP := $(BIN)/python -m pip --disable-pip-version-check install --root-user-action=ignore
 PIP_LOG := $(VENV)/pip-install.log
@@ -88,6 +89,20 @@ $(EVIDENTLY_VENV)/.installed:
 
 bench-evidently-venv: $(EVIDENTLY_VENV)/.installed
 
+# DVC (the data-versioning anchor) with its S3 plugin, in its own environment: the data
+# benchmark runs its CLI (.venv-dvc/bin/dvc) the way a user would, beside ours.
+DVC_VENV ?= .venv-dvc
+$(DVC_VENV)/.installed:
+	@test -x $(DVC_VENV)/bin/python || $(PYTHON) -m venv $(DVC_VENV)
+	@echo "==> installing dvc 3.67 and dvc-s3 into $(DVC_VENV) (log: $(DVC_VENV)/pip-install.log)"
+	@$(DVC_VENV)/bin/python -m pip --disable-pip-version-check install \
+		--root-user-action=ignore 'dvc==3.67.*' 'dvc-s3==3.3.*' \
+		> $(DVC_VENV)/pip-install.log 2>&1 \
+		|| { grep -v '^WARNING: Location' $(DVC_VENV)/pip-install.log | tail -40; exit 1; }
+	@touch $@
+
+bench-dvc-venv: $(DVC_VENV)/.installed
+
 SUDO = $(shell test "$$(id -u)" -eq 0 || echo sudo)
 APT_INSTALL = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
@@ -103,13 +118,15 @@ bench-tools:
 	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) wrk; }
 
-bench: install bench-venv bench-evidently-venv bench-tools
+bench: install bench-venv bench-evidently-venv bench-dvc-venv bench-tools
 	@$(BIN)/python benchmarks/tracking_vs_mlflow.py
 	@$(BIN)/python benchmarks/models_vs_mlflow.py
 	@$(BIN)/python benchmarks/serving_vs_mlflow.py
 	@$(BIN)/python benchmarks/batch_vs_mlflow.py
 	@$(BIN)/python benchmarks/gateway_overhead.py
 	@$(BIN)/python benchmarks/drift_vs_evidently.py
+	@$(BIN)/python benchmarks/data_vs_dvc.py
+	@$(BIN)/python benchmarks/pipeline_overhead.py
 
 clean:
 	@rm -rf build dist .pytest_cache .ruff_cache src/*.egg-info
