@@ -28,7 +28,7 @@ def test_the_closed_loop_retrains_on_drift_promotes_and_rolls_back(tmp_path: Pat
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     for line in ("alert churn-drift fired", "rollout.promoted", "rollout.rolled_back"):
-        assert line in out, line
+        assert line in out, out[-4000:]
     assert "Wall time by phase" in out and "modelyard data lineage" in out
 
     home = tmp_path / ".modelyard"

@@ -36,8 +36,14 @@ from rich.console import Console
 from rich.table import Table
 
 import modelyard as my
+from modelyard.core.errors import InvalidState
 
-__all__ = ["Timeline", "run_closed_loop"]
+__all__ = ["DemoFailed", "Timeline", "run_closed_loop"]
+
+
+class DemoFailed(InvalidState):
+    """A stage of the loop did not do what the demo shows (the message says which)."""
+
 
 TARGET = "churned"
 MODEL = "churn"
@@ -163,14 +169,14 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
+                raise DemoFailed(
                     f"the gateway exited ({self.proc.returncode}); see {self.log.name}"
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
-        raise RuntimeError(f"the gateway was not ready within {timeout:.0f} s; see {self.log.name}")
+        raise DemoFailed(f"the gateway was not ready within {timeout:.0f} s; see {self.log.name}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -307,7 +313,8 @@ def run_closed_loop(console: Console, *, fast: bool = False, out: Path | None = 
         "step_seconds": step_seconds,
         "min_requests": min_requests,
         "max_error_rate": 0.02,
-        "max_p99_ms": 250,
+        # --fast runs inside a loaded test suite: latency there says little.
+        "max_p99_ms": 2_000 if fast else 250,
     }
     params = {
         "dataset": "churn",
@@ -335,7 +342,7 @@ def run_closed_loop(console: Console, *, fast: bool = False, out: Path | None = 
             first = run_pipeline("modelyard.pipelines.ct:continuous_training", params)
             _pipeline_events(timeline, "train", first.run_id)
             if first.status != "FINISHED":
-                raise RuntimeError(f"the first training failed: {first.error}")
+                raise DemoFailed(f"the first training failed: {first.error}")
 
         with timeline.phase("2. serve under traffic"):
             gateway = Gateway(env, out / "gateway.log")
@@ -402,7 +409,7 @@ def run_closed_loop(console: Console, *, fast: bool = False, out: Path | None = 
             for alert in check.alerts:
                 timeline.add("monitor", f"alert {alert.rule} fired", alert.message[:100])
             if not check.alerts:
-                raise RuntimeError("the drift alert did not fire")
+                raise DemoFailed("the drift alert did not fire")
             since = _history_size()
             try:
                 report = agent.tick()
@@ -413,7 +420,7 @@ def run_closed_loop(console: Console, *, fast: bool = False, out: Path | None = 
                         "in a worker process; the canary waits for live traffic",
                     )
                 if not agent.wait(timeout=180):
-                    raise RuntimeError("the retraining did not finish within 3 minutes")
+                    raise DemoFailed("the retraining did not finish within 3 minutes")
             finally:
                 agent.close()
             retrain = _last_pipeline_run()
@@ -421,6 +428,9 @@ def run_closed_loop(console: Console, *, fast: bool = False, out: Path | None = 
             _rollout_events(timeline, "canary", since)
             prod = my.model_registry().get_version_by_alias(MODEL, "production")
             timeline.add("registry", f"production is churn v{prod.version}")
+            if int(prod.version) < 2:
+                error = my.get_run(retrain).data.tags.get("modelyard.error", "no error recorded")
+                raise DemoFailed(f"the retrained model was not promoted: {error}")
 
         with timeline.phase("4. a broken model pushed by hand, rolled back"):
             from modelyard.demo.models import BrokenChurnModel
@@ -470,7 +480,7 @@ def _last_pipeline_run() -> str:
     )
     parents = [r for r in runs if "modelyard.step" not in r.data.tags]
     if not parents:
-        raise RuntimeError("the agent started no pipeline run")
+        raise DemoFailed("the agent started no pipeline run")
     return parents[0].info.run_id
 
 
