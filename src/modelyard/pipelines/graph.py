@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import graphlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from modelyard.core.errors import InvalidParameter
 if TYPE_CHECKING:  # pragma: no cover
     from modelyard.pipelines.step import Step
 
-__all__ = ["Graph", "Node", "Output", "trace", "tracing"]
+__all__ = ["Graph", "Node", "Output", "replace", "trace", "tracing"]
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,7 @@ class Node:
     def refs(self) -> list[Output]:
         """The outputs this node consumes."""
         found: list[Output] = []
-
-        def walk(value: Any) -> None:
-            if isinstance(value, Output):
-                found.append(value)
-            elif isinstance(value, (list, tuple)):
-                for v in value:
-                    walk(v)
-            elif isinstance(value, dict):
-                for v in value.values():
-                    walk(v)
-
-        walk(self.args)
-        walk(self.kwargs)
+        replace((self.args, self.kwargs), Output, found.append)
         return found
 
     @property
@@ -122,6 +110,20 @@ class Graph:
                     found.add(node.name)
                     frontier.append(node.name)
         return found
+
+
+def replace(value: Any, kind: type, fn: Callable[[Any], Any]) -> Any:
+    """``value`` with every ``kind`` inside it (in tuples, lists, dict values) mapped
+    through ``fn``: how outputs become values, hashes or references."""
+    if isinstance(value, kind):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(replace(v, kind, fn) for v in value)
+    if isinstance(value, list):
+        return [replace(v, kind, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: replace(v, kind, fn) for k, v in value.items()}
+    return value
 
 
 _active: list[Graph] = []

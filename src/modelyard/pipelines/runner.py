@@ -33,7 +33,7 @@ from typing import Any
 
 from modelyard.core.errors import InvalidParameter, InvalidState, ModelyardError
 from modelyard.core.ids import now_ms
-from modelyard.pipelines.graph import Graph, Output
+from modelyard.pipelines.graph import Graph, Output, replace
 from modelyard.pipelines.pipeline import Pipeline, load_pipeline
 from modelyard.pipelines.values import hash_folder, read_value, write_value
 
@@ -96,7 +96,7 @@ class PipelineRun:
         """What the pipeline function returned, with outputs replaced by values."""
         if self._graph is None:
             return None
-        return _substitute(self._graph.result, lambda ref: _pick(self.output(ref.node), ref))
+        return replace(self._graph.result, Output, lambda ref: _pick(self.output(ref.node), ref))
 
 
 # --- executing one step (in this process or a worker) ---------------------------------
@@ -145,18 +145,6 @@ def _pick(value: Any, ref: Output) -> Any:
     return value if ref.key is None else value[ref.key]
 
 
-def _substitute(value: Any, fn) -> Any:  # noqa: ANN001 - fn: Output -> value
-    if isinstance(value, Output):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_substitute(v, fn) for v in value)
-    if isinstance(value, list):
-        return [_substitute(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute(v, fn) for k, v in value.items()}
-    return value
-
-
 def execute(task: StepTask, keep_value: bool = False) -> Outcome:
     """Run a step with its retries inside its (already created) child run, store its
     output and log, and end the run. Runs in the driver or in a worker process."""
@@ -180,8 +168,8 @@ def execute(task: StepTask, keep_value: bool = False) -> Outcome:
     error, attempts, result = None, 0, None
     fluent.start_run(run_id=task.run_id, nested=True)
     try:
-        args = tuple(_substitute_refs(a, resolve) for a in task.args)
-        kwargs = {k: _substitute_refs(v, resolve) for k, v in task.kwargs.items()}
+        args = tuple(replace(a, InputRef, resolve) for a in task.args)
+        kwargs = {k: replace(v, InputRef, resolve) for k, v in task.kwargs.items()}
         delay = step.retry_backoff
         while True:
             attempts += 1
@@ -229,18 +217,6 @@ def execute(task: StepTask, keep_value: bool = False) -> Outcome:
         time.perf_counter() - began,
         result if keep_value and error is None else None,
     )
-
-
-def _substitute_refs(value: Any, fn) -> Any:  # noqa: ANN001
-    if isinstance(value, InputRef):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_substitute_refs(v, fn) for v in value)
-    if isinstance(value, list):
-        return [_substitute_refs(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute_refs(v, fn) for k, v in value.items()}
-    return value
 
 
 _configured: dict[str, Any] | None = None
@@ -344,11 +320,11 @@ class _Driver:
 
             bound = inspect.signature(step.fn).bind(*node.args, **node.kwargs)
             bound.apply_defaults()
-            custom = step.cache_key(**_substitute(dict(bound.arguments), as_hash))
+            custom = step.cache_key(**replace(dict(bound.arguments), Output, as_hash))
             parts = {"custom": _value_hash(custom)}
         else:
-            args = [_value_hash(_substitute(a, as_hash)) for a in node.args]
-            kwargs = {k: _value_hash(_substitute(v, as_hash)) for k, v in node.kwargs.items()}
+            args = [_value_hash(replace(a, Output, as_hash)) for a in node.args]
+            kwargs = {k: _value_hash(replace(v, Output, as_hash)) for k, v in node.kwargs.items()}
             parts = {"args": args, "kwargs": kwargs}
         body = {"step": step.name, "code": step.code_hash, **parts}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
@@ -421,8 +397,8 @@ class _Driver:
             allow = self.graph.nodes[out.node].step.allow_pickle
             return InputRef(self.results[out.node].output_run, out.key, allow)
 
-        args = tuple(_substitute(a, ref) for a in node.args)
-        kwargs = {k: _substitute(v, ref) for k, v in node.kwargs.items()}
+        args = tuple(replace(a, Output, ref) for a in node.args)
+        kwargs = {k: replace(v, Output, ref) for k, v in node.kwargs.items()}
         self.results[name] = StepResult(name, "running", run_id)
         return StepTask(node.step, name, args, kwargs, run_id, self.settings)
 
