@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-__all__ = ["new_id", "now_ms"]
+__all__ = ["current_user", "new_id", "now_ms"]
 
 
 def new_id() -> str:
@@ -16,3 +16,14 @@ def new_id() -> str:
 def now_ms() -> int:
     """The current UTC time in integer milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
+
+
+def current_user() -> str:
+    """The login name recorded as who did something; "unknown" when the system has
+    none (containers without a passwd entry)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -10,7 +10,6 @@ dataset reference (``churn``, ``churn@3``) names a registered version.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import InvalidParameter, InvalidState, ResourceNotFound
+from modelyard.core.ids import current_user
 from modelyard.datasets.entities import DatasetVersion, check_dataset_name, parse_ref
 from modelyard.datasets.hashing import is_oid
 from modelyard.datasets.pointer import SUFFIX, Pointer, pointer_path
@@ -123,13 +123,6 @@ class GcResult:
     freed: int
     kept: int
     dry_run: bool
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @dataclass
@@ -325,7 +318,7 @@ class DataService:
             columns=columns_of(table) if table is not None else [],
             description=description,
             run_id=run_id,
-            user_id=_user(),
+            user_id=current_user(),
         )
         version = self.store.add_version(draft, description)
         if table is not None and profile:

@@ -9,11 +9,11 @@ typed errors). The server runs the same service again on its side, so its checks
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import string
 from typing import Any
 from urllib.parse import quote
 
+from modelyard.core.ids import current_user
 from modelyard.registry.entities import (
     Approval,
     ApprovalPolicy,
@@ -29,13 +29,6 @@ __all__ = ["USER_HEADER", "RestRegistryStore"]
 USER_HEADER = "X-Modelyard-User"
 _ALL_MODELS = "-"  # the server's "every model" in /api/v1/models/-/versions
 _HEADER_SAFE = "".join(c for c in string.punctuation + " " if c != "%")
-
-
-def _local_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (some containers): still record something
-        return "unknown"
 
 
 def _build(cls: type, data: dict) -> Any:
@@ -77,7 +70,7 @@ class RestRegistryStore:
 
     def __init__(self, rest: RestTrackingStore, *, actor: str | None = None) -> None:
         self.rest = rest
-        self.actor = actor or _local_user()
+        self.actor = actor or current_user()
         rest.http.headers[USER_HEADER] = quote(self.actor, safe=_HEADER_SAFE)
 
     def close(self) -> None:

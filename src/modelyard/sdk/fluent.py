@@ -6,7 +6,6 @@ active runs; `configure()` replaces it (tests and notebooks switch stores that w
 
 from __future__ import annotations
 
-import getpass
 import io
 import os
 import posixpath
@@ -17,7 +16,7 @@ from typing import Any
 
 from modelyard.core.config import Settings, load_settings
 from modelyard.core.errors import InvalidParameter, InvalidState, ModelyardError
-from modelyard.core.ids import now_ms
+from modelyard.core.ids import current_user, now_ms
 from modelyard.sdk.context import run_context_tags
 from modelyard.tracking.async_logging import AsyncMetricLogger
 from modelyard.tracking.backends import open_tracking
@@ -172,7 +171,7 @@ class Tracker:
                 exp_id,
                 run_name=run_name,
                 tags=all_tags,
-                user_id=_user(),
+                user_id=current_user(),
                 parent_run_id=parent,
             )
         active = ActiveRun(run, self, synchronous)
@@ -246,13 +245,6 @@ def _current() -> Tracker:
             if _tracker is None:
                 _tracker = Tracker(load_settings())
     return _tracker
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        return "unknown"
 
 
 # -- public API ------------------------------------------------------------------

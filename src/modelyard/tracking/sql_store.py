@@ -35,7 +35,7 @@ from modelyard.core.errors import (
     ResourceAlreadyExists,
     ResourceNotFound,
 )
-from modelyard.core.ids import new_id, now_ms
+from modelyard.core.ids import current_user, new_id, now_ms
 from modelyard.core.store import schema as t
 from modelyard.core.store.audit import list_events, record_event
 from modelyard.core.store.retry import retrying
@@ -160,7 +160,7 @@ class SqlTrackingStore(TrackingStore):
         actor: str | None = None,
     ) -> None:
         self.engine = engine
-        self.actor = actor or _local_user()
+        self.actor = actor or current_user()
         self.artifact_root = artifact_root.rstrip("/")
         self.retries = retries
         self.retry_backoff = retry_backoff
@@ -706,15 +706,6 @@ class SqlTrackingStore(TrackingStore):
             return conn.execute(
                 select(func.count()).select_from(t.metrics).where(*where)
             ).scalar_one()
-
-
-def _local_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _lifecycle(view: str) -> str:
